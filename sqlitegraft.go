@@ -1,0 +1,27 @@
+// Package sqlitegraft holds the data files that drive sqlite-graft — the pins,
+// the patches (and, later, the image definitions) — embedded so the tool runs
+// from anywhere with the repository's defaults; flags can point at other files.
+package sqlitegraft
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed sqlite-pins.yaml
+var PinsYAML []byte
+
+// PinsFileName names the embedded pins file in errors.
+const PinsFileName = "sqlite-pins.yaml"
+
+//go:embed patches
+var patches embed.FS
+
+// Patches is the patches/ tree: patches/<version>/NNNN-*.patch.
+func Patches() fs.FS {
+	sub, err := fs.Sub(patches, "patches")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
