@@ -1,0 +1,135 @@
+// Package buildcache decorates a recipe.Executor with a content-addressed
+// cache of its products: the same source bytes, plan and toolchain give back
+// the earlier build without compiling. Concurrent builds of one key (two CLI
+// runs, parallel test packages) wait for each other instead of compiling twice.
+package buildcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
+	"github.com/sqlite-graft/sqlite-graft/internal/lockfile"
+	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+)
+
+// Executor is a caching recipe.Executor.
+type Executor struct {
+	inner recipe.Executor
+	dir   string
+	log   logrus.FieldLogger
+}
+
+// New caches inner's products under dir/builds/<key>.
+func New(inner recipe.Executor, dir string, log logrus.FieldLogger) *Executor {
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	return &Executor{inner: inner, dir: filepath.Join(dir, "builds"), log: log}
+}
+
+func (e *Executor) Toolchain(ctx context.Context) (string, error) { return e.inner.Toolchain(ctx) }
+
+// Build returns cached products when the key matches, else builds and stores.
+func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string) error {
+	key, err := e.Key(ctx, plan, src)
+	if err != nil {
+		return err
+	}
+	entry := filepath.Join(e.dir, key)
+	unlock, err := lockfile.Lock(entry + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if complete(entry, plan.Products) {
+		e.log.WithField("key", key[:12]).Info("compile: unchanged inputs, using the cached build")
+		return copyProducts(entry, out, plan.Products)
+	}
+	tmp, err := os.MkdirTemp(e.dir, ".tmp-"+key[:12])
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := e.inner.Build(ctx, plan, src, tmp); err != nil {
+		return err
+	}
+	os.RemoveAll(entry)
+	if err := os.Rename(tmp, entry); err != nil {
+		return err
+	}
+	return copyProducts(entry, out, plan.Products)
+}
+
+// Key hashes everything that decides the products: toolchain identity, the
+// plan's argv and the bytes of every regular file in src.
+func (e *Executor) Key(ctx context.Context, plan recipe.Plan, src string) (string, error) {
+	tc, err := e.inner.Toolchain(ctx)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	planJSON, _ := json.Marshal(plan)
+	fmt.Fprintf(h, "toolchain %q\nplan %s\n", tc, planJSON)
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, ent := range entries {
+		if ent.Type().IsRegular() && ent.Name() != "source.json" {
+			names = append(names, ent.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f, err := os.Open(filepath.Join(src, n))
+		if err != nil {
+			return "", err
+		}
+		fh := sha256.New()
+		_, err = io.Copy(fh, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "file %q %x\n", n, fh.Sum(nil))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func complete(entry string, products []string) bool {
+	for _, p := range products {
+		if _, err := os.Stat(filepath.Join(entry, p)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func copyProducts(entry, out string, products []string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	for _, p := range products {
+		tmp := filepath.Join(out, ".tmp-"+p)
+		if err := fsutil.CopyFile(filepath.Join(entry, p), tmp); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(out, p)); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	return nil
+}
