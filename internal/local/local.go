@@ -235,4 +235,3 @@ func install(work, out string, products []string) error {
 	tmps = nil
 	return nil
 }
-

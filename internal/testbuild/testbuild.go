@@ -5,10 +5,9 @@
 package testbuild
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
-	"fmt"
+	"crypto/sha3"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,7 +19,9 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
 	"github.com/sqlite-graft/sqlite-graft/internal/local"
 	"github.com/sqlite-graft/sqlite-graft/internal/lockfile"
+	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+	"github.com/sqlite-graft/sqlite-graft/internal/source"
 )
 
 // Library returns a libsqlite3.so.0 of sqliteVersion (an official amalgamation
@@ -31,16 +32,19 @@ func Library(t testing.TB, sqliteVersion, libc string) string {
 	return build(t, src, sqliteVersion+"-"+libc, libc) + "/libsqlite3.so.0"
 }
 
+// ShellVersion is the SQLite whose official autoconf tarball (npm sqlite3
+// 5.1.7) gives the tests a real shell.c; go-sqlite3 ships none.
+const ShellVersion = "3.44.2"
+
 // Shell returns a directory with libsqlite3.so.0 and the recipe's sqlite3
-// shell, built from the official 3.52.0 autoconf tarball (npm sqlite3 6.0.1:
-// the only real source here that ships shell.c next to a fixed sqlite3.c).
+// shell, built from the official ShellVersion autoconf tarball.
 func Shell(t testing.TB, libc string) string {
 	t.Helper()
-	src, err := autoconfSource("3.52.0")
+	src, err := autoconfSource(ShellVersion)
 	if err != nil {
 		t.Fatalf("testbuild.Shell: %v", err)
 	}
-	return build(t, src, "3.52.0-shell-"+libc, libc)
+	return build(t, src, ShellVersion+"-shell-"+libc, libc)
 }
 
 // MuslBaseline returns an older real SQLite (3.46.1) built with musl-gcc: a
@@ -108,47 +112,21 @@ func autoconfSource(version string) (string, error) {
 	if _, err := os.Stat(filepath.Join(dir, "shell.c")); err == nil {
 		return dir, nil
 	}
-	tmp, err := os.MkdirTemp(cache, ".tmp-autoconf")
+	// Through the real source stage, vouching for the tarball as --sha3 does.
+	data, err := os.ReadFile(tgz)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmp)
-	f, err := os.Open(tgz)
+	sum := sha3.Sum256(data)
+	v, err := pins.ParseVersion(version)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
+	pin := pins.Pin{Version: v, AutoconfArchive: &pins.Hash{SHA3: hex.EncodeToString(sum[:]), Published: source.OverridePublished}}
+	f := source.New(source.WithCacheDir(""), source.WithLogger(quiet()), source.WithGoProxy())
+	if _, err := f.Fetch(context.Background(), source.Request{Pin: pin, From: tgz}, dir); err != nil {
 		return "", err
 	}
-	tr := tar.NewReader(zr)
-	want := map[string]bool{"sqlite3.c": true, "sqlite3.h": true, "sqlite3ext.h": true, "shell.c": true}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-		base := filepath.Base(h.Name)
-		if !want[base] || filepath.Dir(filepath.Dir(h.Name)) != "." {
-			continue
-		}
-		o, err := os.Create(filepath.Join(tmp, base))
-		if err != nil {
-			return "", err
-		}
-		if _, err := io.Copy(o, tr); err != nil {
-			return "", err
-		}
-		o.Close()
-		delete(want, base)
-	}
-	if len(want) != 0 {
-		return "", fmt.Errorf("%s: missing %v", tgz, want)
-	}
-	os.RemoveAll(dir)
-	return dir, os.Rename(tmp, dir)
+	// source.json records temporary paths; the build key must not depend on them.
+	return dir, os.Remove(filepath.Join(dir, source.SourceJSON))
 }

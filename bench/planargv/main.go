@@ -1,0 +1,34 @@
+// Command planargv prints the recipe's library step as a shell command line,
+// so benchmarks can run the exact argv by hand as the floor to compare with.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+)
+
+func main() {
+	cc := "cc"
+	if len(os.Args) > 1 {
+		cc = os.Args[1]
+	}
+	plan, err := recipe.Default().Plan(recipe.Params{CC: cc})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, s := range plan.Steps {
+		if s.Name == "library" {
+			var q []string
+			for _, a := range s.Argv {
+				q = append(q, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+			}
+			fmt.Println(strings.Join(q, " "))
+			return
+		}
+	}
+	os.Exit(1)
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/pins"
+)
+
+func (a *app) versionsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "versions",
+		Short: "List the pinned SQLite releases and their published hashes",
+		Long: `versions lists the SQLite releases in the pins file: release date, which
+hashes sqlite.org published for them, and whether each carries the WAL-reset
+fix. The default pin is marked with '*'.`,
+		Example: `  sqlite-graft versions
+  sqlite-graft versions --json | jq -r '.releases[].version'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := a.global.Pins()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(p)
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VERSION\tDATE\tAMALGAMATION\tAUTOCONF\tSQLITE3.C\tWAL-RESET FIX")
+			for _, v := range p.Versions() {
+				pin, _ := p.Lookup(v)
+				mark := " "
+				if v == p.Default {
+					mark = "*"
+				}
+				fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\t%s\n", mark, v, pin.Date,
+					short(pin.Amalgamation), short(pin.AutoconfArchive), short(pin.SQLite3C), yes(pins.HasWALResetFix(v)))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the pins as JSON")
+	return cmd
+}
+
+func short(h *pins.Hash) string {
+	if h == nil {
+		return "-"
+	}
+	return h.SHA3[:12] + "…"
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
