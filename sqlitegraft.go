@@ -25,3 +25,15 @@ func Patches() fs.FS {
 	}
 	return sub
 }
+
+//go:embed images
+var images embed.FS
+
+// Images is the images/ tree: one <name>.yaml per published image.
+func Images() fs.FS {
+	sub, err := fs.Sub(images, "images")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
