@@ -16,6 +16,7 @@
  *   probe checkpoint DB STOPFILE MAXSEC wal_checkpoint PASSIVE/FULL/RESTART/TRUNCATE
  *                                       in a loop until STOPFILE exists
  *   probe verify DB                     JSON: integrity_check and rows per (writer, thread)
+ *   probe whoami                        JSON: real and effective uid and gid, the environment
  *
  * The prototypes are declared here rather than taken from <sqlite3.h> so the
  * probe builds without a -dev package, against any libsqlite3.so.0. Symbols
@@ -408,9 +409,25 @@ static int cmd_verify(const char *path) {
 	return 0;
 }
 
+/* ---- whoami: who the process runs as, and with which environment (the
+ * image check runs it as the image's user, under the image's environment) ---- */
+
+extern char **environ;
+
+static int cmd_whoami(void) {
+	printf("{\"uid\": %lu, \"euid\": %lu, \"gid\": %lu, \"egid\": %lu, \"env\": [", (unsigned long)getuid(),
+	       (unsigned long)geteuid(), (unsigned long)getgid(), (unsigned long)getegid());
+	for (char **e = environ; e && *e; e++) {
+		printf("%s", e == environ ? "" : ", ");
+		jstr(*e);
+	}
+	printf("]}\n");
+	return 0;
+}
+
 static void usage(void) {
 	fprintf(stderr, "usage: probe info | init DB | write DB ID THREADS ROWS | "
-	                "checkpoint DB STOPFILE MAXSECONDS | verify DB\n");
+	                "checkpoint DB STOPFILE MAXSECONDS | verify DB | whoami\n");
 	exit(2);
 }
 
@@ -428,6 +445,8 @@ int main(int argc, char **argv) {
 		return cmd_checkpoint(argv[2], argv[3], atol(argv[4]));
 	if (!strcmp(cmd, "verify") && argc == 3)
 		return cmd_verify(argv[2]);
+	if (!strcmp(cmd, "whoami") && argc == 2)
+		return cmd_whoami();
 	usage();
 	return 2;
 }

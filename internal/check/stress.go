@@ -79,19 +79,21 @@ type verifyOutput struct {
 }
 
 // stress runs the test with every process under env, the loader setup of
-// the library under test. An error means the test could not run to the end.
-func stress(ctx context.Context, p *probe, env []string, o StressOptions, log logrus.FieldLogger) (*StressReport, error) {
+// the library under test, started by p (on the host or in an image). An
+// error means the test could not run to the end.
+func stress(ctx context.Context, p runner, env []string, o StressOptions, log logrus.FieldLogger) (*StressReport, error) {
 	if o.Processes < 1 || o.Threads < 1 || o.Threads > 256 || o.RowsPerThread < 1 || o.Checkpointers < 0 {
 		return nil, fmt.Errorf("stress options %+v: want >= 1 process, 1..256 threads, >= 1 row, >= 0 checkpointers", o)
 	}
-	dir, err := os.MkdirTemp(p.dir, "stress-")
+	dir, inside, err := p.workDir("stress-")
 	if err != nil {
 		return nil, err
 	}
-	db, stop := filepath.Join(dir, "stress.db"), filepath.Join(dir, "stop")
+	// The probes see the directory as inside; the stop file is written here.
+	db, stop := filepath.Join(inside, "stress.db"), filepath.Join(inside, "stop")
 	sr := &StressReport{StressOptions: o, Checkpoints: map[string]int{}, CheckpointsBusy: map[string]int{}}
 	start := time.Now()
-	if _, err := p.run(ctx, env, "init", db); err != nil {
+	if _, err := runProbe(ctx, p, env, "init", db); err != nil {
 		return sr, err
 	}
 
@@ -158,7 +160,7 @@ func stress(ctx context.Context, p *probe, env []string, o StressOptions, log lo
 			}
 		}
 	}
-	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "stop"), nil, 0o644); err != nil {
 		writers = nil // already reaped
 		return abort(err)
 	}
@@ -180,7 +182,7 @@ func stress(ctx context.Context, p *probe, env []string, o StressOptions, log lo
 	}
 
 	var v verifyOutput
-	if err := p.runJSON(ctx, env, &v, "verify", db); err != nil {
+	if err := runProbeJSON(ctx, p, env, &v, "verify", db); err != nil {
 		return sr, err
 	}
 	sr.Seconds = time.Since(start).Seconds()

@@ -68,7 +68,9 @@ It exists because of the SQLite WAL-reset bug (3.7.0 through 3.51.2, fixed in
 3.51.3): two connections writing or checkpointing a WAL database at the same
 instant can corrupt it, and distributions such as Alpine 3.21/3.22 and Debian
 12/13 still ship affected versions. There is no CVE, so no scanner flags it.`,
-		Example: `  sqlite-graft versions
+		Example: `  sqlite-graft build --local                      # the default image into ./out
+  sqlite-graft build --local --push ghcr.io/acme/alpine
+  sqlite-graft versions
   sqlite-graft fetch --out ./src
   sqlite-graft compile --libc musl --out ./out/lib
   sqlite-graft check --lib ./out/lib/libsqlite3.so.0 --stress`,
@@ -87,7 +89,7 @@ instant can corrupt it, and distributions such as Alpine 3.21/3.22 and Debian
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	a.global.AddFlags(root.PersistentFlags())
-	root.AddCommand(a.versionsCmd(), a.fetchCmd(), a.compileCmd(), a.checkCmd())
+	root.AddCommand(a.versionsCmd(), a.fetchCmd(), a.compileCmd(), a.checkCmd(), a.buildCmd())
 	return root
 }
 

@@ -36,6 +36,7 @@ type options struct {
 	transport   http.RoundTripper
 	progress    time.Duration
 	userAgent   string
+	gate        func(context.Context) error
 }
 
 const (
@@ -94,6 +95,12 @@ func WithProgress(interval time.Duration) Option {
 }
 
 // WithUserAgent sets the User-Agent of the requests.
+// WithGate runs gate after the no-op check and before anything is written;
+// its error stops the push with nothing written.
+func WithGate(gate func(context.Context) error) Option {
+	return func(o *options) { o.gate = gate }
+}
+
 func WithUserAgent(ua string) Option {
 	return func(o *options) { o.userAgent = ua }
 }
@@ -274,6 +281,14 @@ func Push(ctx context.Context, repo name.Repository, a Artifact, tags []string, 
 		res.Stats = p.stats()
 		p.log.WithField("tags", res.Tags).Info("unchanged: the registry already has this digest under every tag; nothing pushed")
 		return res, nil
+	}
+
+	// The gate (the image checks) runs only when something will be pushed: an
+	// unchanged digest is the very bits that passed it before.
+	if p.o.gate != nil {
+		if err := p.o.gate(ctx); err != nil {
+			return nil, fmt.Errorf("nothing pushed to %s: %w", repo, err)
+		}
 	}
 
 	// 2. Push by digest: blobs, child manifests of an index, then the manifest.

@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
+	"github.com/sqlite-graft/sqlite-graft/internal/check"
+	"github.com/sqlite-graft/sqlite-graft/internal/graft"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/local"
+	"github.com/sqlite-graft/sqlite-graft/internal/publish"
+	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+)
+
+// BuildOptions are the flags of `build`.
+type BuildOptions struct {
+	Image        string
+	Local        bool
+	Base         string
+	Platforms    []string
+	Output       string
+	Push         string
+	Result       string
+	Username     string
+	PasswordEnv  string
+	PasswordFile string
+	Revision     string
+}
+
+func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Image, "image", imagedef.DefaultName, "image definition: a file (images/NAME.yaml) or the name of a built-in one ("+strings.Join(imagedef.EmbeddedNames(), ", ")+")")
+	fs.BoolVar(&o.Local, "local", false, "compile with the host's toolchain (cc / musl-gcc) instead of Dagger; builds the host's platform")
+	fs.StringVar(&o.Base, "base", "", "base image reference overriding the definition's (e.g. a mirror, or a test registry)")
+	fs.StringSliceVar(&o.Platforms, "platform", nil, "platforms to build, e.g. linux/amd64,linux/arm64 (default: the definition's; with --local, the host's)")
+	fs.StringVar(&o.Output, "output", "out", "without --push: directory for the OCI layout (oci/) and the docker-loadable tarball (image.tar)")
+	fs.StringVar(&o.Push, "push", "", "push to REPOSITORY (tags from the definition) or REPOSITORY:TAG")
+	fs.StringVar(&o.Result, "result", "", "write the result (ref@digest, tags, unchanged, bytes uploaded) as JSON to this file")
+	fs.StringVar(&o.Username, "registry-username", "", "registry user (default: credentials from the docker/podman config)")
+	fs.StringVar(&o.PasswordEnv, "registry-password-env", "", "name of the environment variable holding the registry password or token (never the secret itself)")
+	fs.StringVar(&o.PasswordFile, "registry-password-file", "", "file holding the registry password or token")
+	fs.StringVar(&o.Revision, "revision", os.Getenv("GITHUB_SHA"), "source revision recorded in org.opencontainers.image.revision")
+}
+
+func (a *app) buildCmd() *cobra.Command {
+	var src SourceOptions
+	var bo BuildOptions
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the hardened base image: base + grafted SQLite, checked under runc, then written or pushed",
+		Long: `build compiles the pinned SQLite (as 'compile' does), appends one layer to the
+base image — /usr/local/lib/libsqlite3.so.<version> and its libsqlite3.so.0 link,
+/usr/local/bin/sqlite3, /usr/local/bin/sqlite-preload, the licence and a
+metadata file — sets the config (non-root user, preload environment, labels),
+then runs the image checks inside the finished image with runc: the pinned
+version from a client linked against the base's own libsqlite3.so.0, the
+libsqlite3 files mapped in that process, the stress test, no setuid files, a
+non-root user. Only then is anything written.
+
+Without --push the image goes to --output as an OCI layout and a tarball that
+'docker load' reads. With --push it is pushed by digest, then tagged; when the
+registry already has this exact digest under every tag, nothing is pushed and
+build says "unchanged". The same inputs always give the same digest (every
+timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
+		Example: `  # the default image (alpine-3.21, SQLite 3.51.3) into ./out, no registry
+  sqlite-graft build --local
+
+  # push; credentials from ~/.docker/config.json, or a user and a secret from the environment
+  sqlite-graft build --local --image images/alpine-3.21.yaml --push ghcr.io/acme/alpine
+  REGISTRY_TOKEN=... sqlite-graft build --local --push ghcr.io/acme/alpine --registry-username ci --registry-password-env REGISTRY_TOKEN --result result.json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !bo.Local {
+				return fmt.Errorf("the Dagger executor is not available in this build; run with --local to compile with the host's toolchain (needs cc, musl-gcc, umoci and runc: scripts/setup installs them)")
+			}
+			def, err := bo.definition(a)
+			if err != nil {
+				return err
+			}
+			env, req, err := a.sourceRequest(&src)
+			if err != nil {
+				return err
+			}
+			if src.SQLite == "" {
+				req.Version = def.SQLite
+			}
+			cache, err := a.global.Cache()
+			if err != nil {
+				return err
+			}
+			platforms, err := bo.platforms(a, def)
+			if err != nil {
+				return err
+			}
+			pushOpts := []publish.Option{publish.WithLogger(a.log)}
+			if bo.Username != "" || bo.PasswordEnv != "" || bo.PasswordFile != "" {
+				auth, err := publish.Credentials(bo.Username, bo.PasswordEnv, bo.PasswordFile)
+				if err != nil {
+					return usageErrorf("%v", err)
+				}
+				pushOpts = append(pushOpts, publish.WithAuth(auth))
+			}
+			stress := check.DefaultStress()
+			res, err := env.BuildImage(cmd.Context(), graft.ImageRequest{
+				Def:         def,
+				Source:      req,
+				Base:        bo.Base,
+				Platforms:   platforms,
+				Compiler:    a.localCompiler(def.Libc, cache),
+				Revision:    bo.Revision,
+				SourceURL:   "https://github.com/sqlite-graft/sqlite-graft",
+				Output:      bo.Output,
+				Push:        bo.Push,
+				PushOptions: pushOpts,
+				Stress:      &stress,
+			})
+			if err != nil {
+				return err
+			}
+			if bo.Result != "" {
+				if err := publish.WriteResult(bo.Result, res); err != nil {
+					return err
+				}
+			}
+			switch {
+			case res.Unchanged:
+				fmt.Fprintf(a.stdout, "unchanged %s\n", res.Reference)
+			case bo.Push == "":
+				fmt.Fprintf(a.stdout, "%s written to %s (OCI layout %s, docker tarball %s)\n", res.Reference, bo.Output, res.Layout, res.Tarball)
+			default:
+				fmt.Fprintf(a.stdout, "%s\n", res.Reference)
+			}
+			return nil
+		},
+	}
+	src.AddFlags(cmd.Flags())
+	bo.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// definition loads --image: a file when it names one, else a built-in name.
+func (o *BuildOptions) definition(a *app) (*imagedef.Definition, error) {
+	p, err := a.global.Pins()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(o.Image); err == nil || strings.ContainsAny(o.Image, "/.") {
+		return imagedef.LoadWithPins(o.Image, p)
+	}
+	return imagedef.Embedded(o.Image)
+}
+
+// localCompiler builds the host's platform with the local executor.
+func (a *app) localCompiler(libc string, cache string) graft.Compiler {
+	return func(p v1.Platform) (recipe.Executor, string, error) {
+		host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+		if p.OS != host.OS || p.Architecture != host.Architecture {
+			return nil, "", fmt.Errorf("--local builds %s only, not %s: use the Dagger module for other platforms", host.String(), p.String())
+		}
+		lc, err := local.ParseLibc(libc)
+		if err != nil {
+			return nil, "", err
+		}
+		exec := local.New(lc, local.WithLogger(a.log))
+		return buildcache.New(exec, cache, a.log), exec.CC(), nil
+	}
+}
+
+// platforms are --platform, or with --local the host's (others need Dagger).
+func (o *BuildOptions) platforms(a *app, def *imagedef.Definition) ([]v1.Platform, error) {
+	list := o.Platforms
+	if len(list) == 0 && o.Local {
+		host := "linux/" + runtime.GOARCH
+		if len(def.Platforms) > 1 || def.Platforms[0] != host {
+			a.log.Warnf("--local builds %s only; %s lists %v (build those with the Dagger module)", host, def.File, def.Platforms)
+		}
+		list = []string{host}
+	}
+	var out []v1.Platform
+	for _, s := range list {
+		p, err := v1.ParsePlatform(s)
+		if err != nil {
+			return nil, usageErrorf("--platform %q: %v", s, err)
+		}
+		out = append(out, *p)
+	}
+	return out, nil
+}

@@ -1,0 +1,265 @@
+package graft
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/check"
+	"github.com/sqlite-graft/sqlite-graft/internal/image"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/layer"
+	"github.com/sqlite-graft/sqlite-graft/internal/pins"
+	"github.com/sqlite-graft/sqlite-graft/internal/publish"
+	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+)
+
+// Compiler gives the executor and compiler command for a platform, or an
+// error when it cannot build for it (the local executor builds the host's).
+type Compiler func(platform v1.Platform) (recipe.Executor, string, error)
+
+// ImageRequest is one `build`.
+type ImageRequest struct {
+	Def       *imagedef.Definition
+	Source    SourceRequest // a zero Version means the definition's
+	Base      string        // overrides Def.Base
+	Platforms []v1.Platform // default: the definition's
+	Compiler  Compiler
+	Created   time.Time // zero: SOURCE_DATE_EPOCH, else the SQLite release date
+	Revision  string
+	SourceURL string
+
+	BaseOptions []remote.Option // pulling the base (auth, transport)
+	Output      string          // local OCI layout + tarball when Push is empty
+	Push        string          // REPOSITORY[:TAG]; a tag replaces the definition's tags
+	PushOptions []publish.Option
+	Stress      *check.StressOptions // inside the image, before anything is written
+	SkipChecks  bool                 // only for platforms that cannot run here
+}
+
+// BuildImage compiles, assembles, checks and publishes one image definition.
+// Nothing is written (no output directory, no tag) unless the checks passed.
+func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result, error) {
+	def := req.Def
+	src := req.Source
+	if src.Version == (pins.Version{}) {
+		src.Version = def.SQLite
+	}
+	if err := pins.WALResetError(src.Version); err != nil {
+		return nil, fmt.Errorf("%s: refused: %w", def.File, err)
+	}
+	pin, err := e.Pins.Resolve(src.Version, src.SHA3)
+	if err != nil {
+		return nil, err
+	}
+	created, err := buildTime(req.Created, pin)
+	if err != nil {
+		return nil, err
+	}
+	baseRef := def.Base
+	if req.Base != "" {
+		baseRef = req.Base
+	}
+	platforms := req.Platforms
+	if len(platforms) == 0 {
+		for _, p := range def.Platforms {
+			pl, err := v1.ParsePlatform(p)
+			if err != nil {
+				return nil, err
+			}
+			platforms = append(platforms, *pl)
+		}
+	}
+	tags, err := def.Tags(src.Version, created)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "sqlite-graft-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	type built struct {
+		img      v1.Image
+		platform v1.Platform
+		check    bool
+	}
+	var imgs []built
+	for _, pl := range platforms {
+		exec, cc, err := req.Compiler(pl)
+		if err != nil {
+			return nil, err
+		}
+		log := e.Log.WithField("platform", pl.String())
+		log.Infof("base %s", baseRef)
+		base, err := image.Pull(ctx, baseRef, pl, req.BaseOptions...)
+		if err != nil {
+			return nil, err
+		}
+		log.WithField("digest", base.Digest.DigestStr()).Info("base resolved")
+		out := filepath.Join(work, pl.OS+"-"+pl.Architecture+pl.Variant)
+		b, err := e.Compile(ctx, src, exec, cc, out)
+		if err != nil {
+			return nil, err
+		}
+		scan, err := image.ScanBase(base.Image)
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+		extra, whiteouts, err := image.Hardening(def, scan)
+		if err != nil {
+			return nil, err
+		}
+		shell := ""
+		if b.Source.HasShell {
+			shell = filepath.Join(out, "sqlite3")
+		} else {
+			log.Warn("the source has no shell.c: the image ships no sqlite3 shell (the distro's refuses a preloaded library of another version)")
+		}
+		l, err := layer.Build(layer.Input{
+			Library:   filepath.Join(out, "libsqlite3.so.0"),
+			Shell:     shell,
+			Version:   src.Version,
+			Libc:      def.Libc,
+			Preload:   def.Preload,
+			Metadata:  metadata(def, base, b),
+			Created:   created,
+			Extra:     extra,
+			Whiteouts: whiteouts,
+		})
+		if err != nil {
+			return nil, err
+		}
+		img, err := image.Assemble(image.Graft{
+			Def: def, Base: base, Layer: l, Version: src.Version, SourceID: b.Source.SourceID,
+			SQLite3C: b.Source.SQLite3CSHA3, Archive: b.Source.ArchiveSHA3, Created: created,
+			Revision: req.Revision, SourceURL: req.SourceURL,
+		})
+		if err != nil {
+			return nil, err
+		}
+		// runc runs this machine's architecture only; other platforms are
+		// checked where they run (the Dagger path).
+		runnable := pl.OS == "linux" && pl.Architecture == runtime.GOARCH
+		if !runnable {
+			log.Warn("cannot run this platform's image here: its checks are skipped")
+		}
+		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks})
+	}
+
+	// The checks run inside each finished image, before anything is written.
+	checkAll := func(ctx context.Context) error {
+		for _, b := range imgs {
+			if !b.check {
+				e.Log.WithField("platform", b.platform.String()).Warn("image checks skipped")
+				continue
+			}
+			e.Log.WithField("platform", b.platform.String()).Info("checking the image under runc")
+			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Logger: e.Log}
+			if def.Preload == imagedef.PreloadWrapper {
+				opts.Wrapper = []string{layer.WrapperPath}
+			}
+			r, err := check.Image(ctx, opts)
+			if err != nil {
+				return fmt.Errorf("image check (%s): %w", b.platform, err)
+			}
+			e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "user": r.User}).Info("image check passed")
+		}
+		return nil
+	}
+
+	var artifact publish.Artifact = imgs[0].img
+	if len(imgs) > 1 {
+		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+		for _, b := range imgs {
+			p := b.platform
+			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: b.img, Descriptor: v1.Descriptor{Platform: &p}})
+		}
+		artifact = idx
+	}
+
+	if req.Push == "" {
+		if err := checkAll(ctx); err != nil {
+			return nil, err
+		}
+		repo, err := name.NewRepository(def.Repository)
+		if err != nil {
+			return nil, err
+		}
+		var tagRefs []name.Tag
+		for _, t := range tags {
+			tagRefs = append(tagRefs, repo.Tag(t))
+		}
+		return publish.WriteLocal(req.Output, artifact, tagRefs)
+	}
+	repo, tags, err := pushTarget(req.Push, tags)
+	if err != nil {
+		return nil, err
+	}
+	return publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll))...)
+}
+
+// pushTarget splits REPOSITORY[:TAG]; a tag given there replaces the
+// definition's tags.
+func pushTarget(ref string, tags []string) (name.Repository, []string, error) {
+	if t, err := name.NewTag(ref, name.StrictValidation); err == nil {
+		return t.Context(), []string{t.TagStr()}, nil
+	}
+	repo, err := name.NewRepository(ref)
+	if err != nil {
+		return name.Repository{}, nil, fmt.Errorf("--push %q: want REPOSITORY or REPOSITORY:TAG: %w", ref, err)
+	}
+	return repo, tags, nil
+}
+
+// buildTime is every timestamp of the build: SOURCE_DATE_EPOCH when set, else
+// the SQLite release date, so that the same inputs give the same digest.
+func buildTime(given time.Time, pin pins.Pin) (time.Time, error) {
+	if !given.IsZero() {
+		return given.UTC(), nil
+	}
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", s)
+		}
+		return time.Unix(n, 0).UTC(), nil
+	}
+	if pin.Date == "" {
+		return time.Time{}, fmt.Errorf("SQLite %s has no release date in the pins; set SOURCE_DATE_EPOCH", pin.Version)
+	}
+	return time.Parse("2006-01-02", pin.Date)
+}
+
+// metadata is /usr/local/share/sqlite-graft/build.json: what went in, with
+// nothing that varies between machines' temporary paths.
+func metadata(def *imagedef.Definition, base *image.Base, b *Build) map[string]any {
+	return map[string]any{
+		"image":          def.Name,
+		"base":           base.Ref.String(),
+		"base_digest":    base.Digest.DigestStr(),
+		"platform":       base.Platform.String(),
+		"libc":           def.Libc,
+		"preload":        def.Preload,
+		"sqlite":         b.Source.Version.String(),
+		"source_id":      b.Source.SourceID,
+		"sqlite3_c_sha3": b.Source.SQLite3CSHA3,
+		"archive_kind":   b.Source.ArchiveKind,
+		"archive_sha3":   b.Source.ArchiveSHA3,
+		"patches":        b.Source.Patches,
+		"toolchain":      b.Toolchain,
+		"steps":          b.Plan.Steps,
+	}
+}
