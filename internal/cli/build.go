@@ -150,7 +150,7 @@ func (o *BuildOptions) definition(a *app) (*imagedef.Definition, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(o.Image); err == nil || strings.ContainsAny(o.Image, "/.") {
+	if _, err := os.Stat(o.Image); err == nil || strings.ContainsAny(o.Image, "/") || strings.HasSuffix(o.Image, ".yaml") {
 		return imagedef.LoadWithPins(o.Image, p)
 	}
 	return imagedef.Embedded(o.Image)

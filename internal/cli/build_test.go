@@ -1,0 +1,199 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/check"
+	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
+	"github.com/sqlite-graft/sqlite-graft/internal/pins"
+	"github.com/sqlite-graft/sqlite-graft/internal/registrytest"
+	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
+)
+
+type result struct {
+	Reference, Digest string
+	Tags, Pushed      []string
+	Unchanged         bool
+	Stats             struct{ BlobsUploaded, BytesUploaded int64 }
+}
+
+func buildArgs(t *testing.T, def, base, push string, extra ...string) ([]string, string) {
+	res := filepath.Join(t.TempDir(), "result.json")
+	args := append([]string{"build", "--local", "--image", def, "--base", base, "--from", moduleZip(t, "3.51.3"),
+		"--push", push, "--result", res}, cacheArgs(t)...)
+	return append(args, extra...), res
+}
+
+func readResult(t *testing.T, path string) result {
+	t.Helper()
+	var r result
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return r
+}
+
+// pulledBack runs the image checks on the image as the registry serves it.
+func pulledBack(t *testing.T, reg *registrytest.Registry, ref string) *check.ImageReport {
+	t.Helper()
+	d, err := name.NewDigest(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(d, reg.RemoteOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := embeddedPin(t, "3.51.3")
+	r, err := check.Image(t.Context(), check.ImageOptions{Image: img, Want: &want})
+	if err != nil {
+		t.Fatalf("check.Image(%s) = %v", ref, err)
+	}
+	return r
+}
+
+func embeddedPin(t *testing.T, v string) (pins.Pin, error) {
+	r := sqliteGraft(t, "versions", "--json")
+	var f pins.File
+	if err := json.Unmarshal([]byte(r.stdout), &f); err != nil {
+		t.Fatal(err)
+	}
+	return f.Lookup(pins.MustParseVersion(v))
+}
+
+func tagAbsent(t *testing.T, reg *registrytest.Registry, ref string) {
+	t.Helper()
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = remote.Head(tag, reg.RemoteOptions()...)
+	var te *transport.Error
+	if err == nil || !strings.Contains(err.Error(), "404") && !(asTransport(err, &te) && te.StatusCode == 404) {
+		t.Errorf("%s: HEAD = %v, want 404 (no tag after a failed build)", ref, err)
+	}
+}
+
+func asTransport(err error, te **transport.Error) bool {
+	e, ok := err.(*transport.Error)
+	if ok {
+		*te = e
+	}
+	return ok
+}
+
+// The Alpine-like musl base from Debian pieces, in a real registry: build
+// grafts 3.51.3, pushes, and the image pulled back reports 3.51.3 as its
+// non-root user. The same inputs again: same digest, nothing uploaded.
+func TestBuildMuslPushAndRebuild(t *testing.T) {
+	reg := registrytest.Start(t)
+	base := testbase.Push(t, testbase.Musl(t), reg.Host+"/library/alpine-like:3.21")
+	repo := reg.Host + "/sqlite-graft/alpine"
+	args, resPath := buildArgs(t, "alpine-3.21", base.String(), repo)
+	r := sqliteGraft(t, args...)
+	if r.code != 0 {
+		t.Fatalf("build = %d:\n%s", r.code, r.stderr)
+	}
+	first := readResult(t, resPath)
+	if !strings.HasPrefix(first.Reference, repo+"@sha256:") || strings.TrimSpace(r.stdout) != first.Reference {
+		t.Errorf("build printed %q, result %+v: want %s@sha256:...", r.stdout, first, repo)
+	}
+	wantTags := []string{repo + ":3.21-sqlite3.51.3", repo + ":3.21-sqlite3.51.3-20260313"}
+	if strings.Join(first.Pushed, " ") != strings.Join(wantTags, " ") {
+		t.Errorf("pushed tags = %v, want %v", first.Pushed, wantTags)
+	}
+	rep := pulledBack(t, reg, first.Reference)
+	if rep.Report.Version != "3.51.3" || rep.UID == 0 || len(rep.Report.Mapped) != 1 {
+		t.Errorf("pulled-back image: version %s, uid %d, mapped %v; want 3.51.3, non-root, one copy", rep.Report.Version, rep.UID, rep.Report.Mapped)
+	}
+
+	// Golden digest: the same inputs give the same digest, and nothing is uploaded.
+	args, resPath = buildArgs(t, "alpine-3.21", base.String(), repo)
+	r = sqliteGraft(t, args...)
+	second := readResult(t, resPath)
+	if r.code != 0 || !second.Unchanged || second.Digest != first.Digest || second.Stats.BlobsUploaded != 0 {
+		t.Errorf("rebuild = %d %q, result %+v; want unchanged %s with 0 blobs uploaded", r.code, r.stdout, second, first.Digest)
+	}
+	if !strings.HasPrefix(r.stdout, "unchanged ") {
+		t.Errorf("rebuild printed %q, want \"unchanged ...\"", r.stdout)
+	}
+}
+
+// A tampered source and a failing image check both stop the build before
+// anything is written: the tag stays absent.
+func TestBuildFailuresLeaveNoTag(t *testing.T) {
+	reg := registrytest.Start(t)
+	base := testbase.Push(t, testbase.Musl(t), reg.Host+"/library/alpine-like:3.21")
+	repo := reg.Host + "/sqlite-graft/alpine"
+
+	tampered := t.TempDir()
+	for _, f := range []string{"sqlite3.c", "sqlite3.h"} {
+		b, _ := os.ReadFile(filepath.Join(fixtures.Amalgamation(t, "3.51.3"), f))
+		if f == "sqlite3.c" {
+			b[1000] ^= 1
+		}
+		os.WriteFile(filepath.Join(tampered, f), b, 0o644)
+	}
+	args, _ := buildArgs(t, "alpine-3.21", base.String(), repo+":tampered", "--from", tampered)
+	if r := sqliteGraft(t, args...); r.code != 1 || !strings.Contains(r.stderr, "sqlite3.c: SHA3-256") {
+		t.Errorf("build from a tampered source = %d %q, want exit 1 naming sqlite3.c's hash", r.code, r.stderr)
+	}
+	tagAbsent(t, reg, repo+":tampered")
+
+	// A definition that keeps set-id programs: the check inside the image fails.
+	def, err := os.ReadFile("../../images/alpine-3.21.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepSetuid := filepath.Join(t.TempDir(), "alpine-3.21.yaml")
+	os.WriteFile(keepSetuid, []byte(strings.Replace(string(def), "strip_setuid: true", "strip_setuid: false", 1)), 0o644)
+	args, _ = buildArgs(t, keepSetuid, base.String(), repo+":setuid")
+	r := sqliteGraft(t, args...)
+	if r.code != 1 || !strings.Contains(r.stderr, testbase.MuslSetuid) || !strings.Contains(r.stderr, "nothing pushed") {
+		t.Errorf("build keeping %s = %d %q, want exit 1 naming it, nothing pushed", testbase.MuslSetuid, r.code, r.stderr)
+	}
+	tagAbsent(t, reg, repo+":setuid")
+}
+
+// The same for a glibc (Debian-like) base.
+func TestBuildGlibcPush(t *testing.T) {
+	reg := registrytest.Start(t)
+	base := testbase.Push(t, testbase.Glibc(t), reg.Host+"/library/debian-like:13")
+	args, resPath := buildArgs(t, "debian-13", base.String(), reg.Host+"/sqlite-graft/debian")
+	if r := sqliteGraft(t, args...); r.code != 0 {
+		t.Fatalf("build = %d:\n%s", r.code, r.stderr)
+	}
+	rep := pulledBack(t, reg, readResult(t, resPath).Reference)
+	if rep.Report.Version != "3.51.3" || rep.UID == 0 {
+		t.Errorf("pulled-back glibc image: version %s uid %d", rep.Report.Version, rep.UID)
+	}
+}
+
+// No --push: an OCI layout and a docker-loadable tarball under --output.
+func TestBuildLocalOutput(t *testing.T) {
+	reg := registrytest.Start(t)
+	base := testbase.Push(t, testbase.Musl(t), reg.Host+"/library/alpine-like:3.21")
+	out := filepath.Join(t.TempDir(), "out")
+	args := append([]string{"build", "--local", "--base", base.String(), "--from", moduleZip(t, "3.51.3"), "--output", out}, cacheArgs(t)...)
+	r := sqliteGraft(t, args...)
+	if r.code != 0 {
+		t.Fatalf("build = %d:\n%s", r.code, r.stderr)
+	}
+	for _, p := range []string{"oci/index.json", "image.tar"} {
+		if _, err := os.Stat(filepath.Join(out, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
