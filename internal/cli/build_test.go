@@ -32,7 +32,7 @@ func buildArgs(t *testing.T, def, base, push string, extra ...string) ([]string,
 	return append(args, extra...), res
 }
 
-func readResult(t *testing.T, path string) result {
+func readResult(t testing.TB, path string) result {
 	t.Helper()
 	var r result
 	b, err := os.ReadFile(path)

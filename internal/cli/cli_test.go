@@ -19,7 +19,7 @@ type run struct {
 	stdout, stderr string
 }
 
-func sqliteGraft(t *testing.T, args ...string) run {
+func sqliteGraft(t testing.TB, args ...string) run {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := cli.Main(args, &out, &errb)

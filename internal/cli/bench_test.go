@@ -1,0 +1,105 @@
+package cli_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
+	"github.com/sqlite-graft/sqlite-graft/internal/local"
+	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+	"github.com/sqlite-graft/sqlite-graft/internal/registrytest"
+	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
+)
+
+// BenchmarkBuildFigures measures the image figures once (run with
+// `go test -run XXX -bench BuildFigures -benchtime 1x ./internal/cli/`):
+//   - cold build (compile + image + checks + push) over a bare compile;
+//   - warm build with unchanged inputs over cold, and the blobs it uploaded;
+//   - a new SQLite version onto the already-pushed base: bytes uploaded
+//     against the new layer's compressed size;
+//   - the graft layer's compressed size;
+//   - two full builds a minute apart (fresh caches): same digest.
+func BenchmarkBuildFigures(b *testing.B) {
+	for range b.N {
+		reg := registrytest.Start(b)
+		base := testbase.Push(b, testbase.Musl(b), reg.Host+"/library/alpine-like:3.21")
+		repo := reg.Host + "/sqlite-graft/alpine"
+
+		// The floor: the recipe's library step alone, by hand.
+		plan, err := recipe.Default().Plan(recipe.Params{CC: local.New(local.Musl).CC()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		src := fixtures.Amalgamation(b, "3.51.3")
+		work := b.TempDir()
+		for _, f := range []string{"sqlite3.c", "sqlite3.h"} {
+			os.Symlink(filepath.Join(src, f), filepath.Join(work, f))
+		}
+		start := time.Now()
+		cmd := exec.Command(plan.Steps[0].Argv[0], plan.Steps[0].Argv[1:]...)
+		cmd.Dir = work
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("bare compile: %v %s", err, out)
+		}
+		bare := time.Since(start)
+
+		build := func(cache, version, push string) (result, time.Duration) {
+			b.Helper()
+			zip, err := fixtures.GoModuleZip("github.com/mattn/go-sqlite3", fixtures.GoSQLite3Module[version])
+			if err != nil {
+				b.Fatal(err)
+			}
+			res := filepath.Join(b.TempDir(), "result.json")
+			start := time.Now()
+			r := sqliteGraft(b, "build", "--local", "--base", base.String(), "--sqlite", version, "--from", zip,
+				"--push", push, "--result", res, "--cache-dir", cache, "--log-level", "warn")
+			d := time.Since(start)
+			if r.code != 0 {
+				b.Fatalf("build %s: %s", version, r.stderr)
+			}
+			return readResult(b, res), d
+		}
+		cache := b.TempDir()
+		cold, coldT := build(cache, "3.51.3", repo)
+		warm, warmT := build(cache, "3.51.3", repo)
+		newer, _ := build(cache, "3.53.4", repo+":newer")
+
+		d, _ := name.NewDigest(newer.Reference)
+		img, err := remote.Image(d, reg.RemoteOptions()...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		layers, _ := img.Layers()
+		newLayer, _ := layers[len(layers)-1].Size()
+		d1, _ := name.NewDigest(cold.Reference)
+		img1, _ := remote.Image(d1, reg.RemoteOptions()...)
+		l1, _ := img1.Layers()
+		graftSize, _ := l1[len(l1)-1].Size()
+
+		time.Sleep(61 * time.Second)
+		again, _ := build(b.TempDir(), "3.51.3", reg.Host+"/sqlite-graft/again")
+
+		b.ReportMetric(bare.Seconds(), "bare-compile-s")
+		b.ReportMetric(coldT.Seconds(), "cold-build-s")
+		b.ReportMetric(coldT.Seconds()/bare.Seconds(), "cold/bare")
+		b.ReportMetric(warmT.Seconds(), "warm-build-s")
+		b.ReportMetric(warmT.Seconds()/coldT.Seconds(), "warm/cold")
+		b.ReportMetric(float64(warm.Stats.BlobsUploaded), "warm-blobs-uploaded")
+		b.ReportMetric(float64(newer.Stats.BytesUploaded), "newver-bytes-uploaded")
+		b.ReportMetric(float64(newLayer), "newver-layer-bytes")
+		b.ReportMetric(float64(newer.Stats.BytesUploaded-newLayer), "newver-excess-bytes")
+		b.ReportMetric(float64(graftSize), "graft-layer-bytes")
+		same := 0.0
+		if again.Digest == cold.Digest {
+			same = 1
+		}
+		b.ReportMetric(same, "same-digest-61s-later")
+		b.Logf("cold %s, again 61 s later with fresh caches %s; warm unchanged=%v", cold.Digest, again.Digest, warm.Unchanged)
+	}
+}
