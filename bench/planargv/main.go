@@ -1,4 +1,4 @@
-// Command planargv prints the recipe's library step as a shell command line,
+// Command planargv [CC [VERSION]] prints the recipe's library step as a shell command line,
 // so benchmarks can run the exact argv by hand as the floor to compare with.
 package main
 
@@ -11,11 +11,14 @@ import (
 )
 
 func main() {
-	cc := "cc"
+	cc, version := "cc", "3.51.3"
 	if len(os.Args) > 1 {
 		cc = os.Args[1]
 	}
-	plan, err := recipe.Default().Plan(recipe.Params{CC: cc})
+	if len(os.Args) > 2 {
+		version = os.Args[2]
+	}
+	plan, err := recipe.Default().Plan(recipe.Params{CC: cc, Version: version})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

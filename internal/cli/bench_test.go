@@ -32,7 +32,7 @@ func BenchmarkBuildFigures(b *testing.B) {
 		repo := reg.Host + "/sqlite-graft/alpine"
 
 		// The floor: the recipe's library step alone, by hand.
-		plan, err := recipe.Default().Plan(recipe.Params{CC: local.New(local.Musl).CC()})
+		plan, err := recipe.Default().Plan(recipe.Params{CC: local.New(local.Musl).CC(), Version: "3.51.3"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,13 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
-	"github.com/sqlite-graft/sqlite-graft/internal/local"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
-	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
 )
 
 // BuildOptions are the flags of `build`.
@@ -76,9 +73,6 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
   REGISTRY_TOKEN=... sqlite-graft build --local --push ghcr.io/acme/alpine --registry-username ci --registry-password-env REGISTRY_TOKEN --result result.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !bo.Local {
-				return fmt.Errorf("the Dagger executor is not available in this build; run with --local to compile with the host's toolchain (needs cc, musl-gcc, umoci and runc: scripts/setup installs them)")
-			}
 			def, err := bo.definition(a)
 			if err != nil {
 				return err
@@ -98,6 +92,10 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			if err != nil {
 				return err
 			}
+			compiler, err := a.compiler(cmd.Context(), &bo, def, cache)
+			if err != nil {
+				return err
+			}
 			pushOpts := []publish.Option{publish.WithLogger(a.log)}
 			if bo.Username != "" || bo.PasswordEnv != "" || bo.PasswordFile != "" {
 				auth, err := publish.Credentials(bo.Username, bo.PasswordEnv, bo.PasswordFile)
@@ -112,7 +110,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				Source:      req,
 				Base:        bo.Base,
 				Platforms:   platforms,
-				Compiler:    a.localCompiler(def.Libc, cache),
+				Compiler:    compiler,
 				Revision:    bo.Revision,
 				SourceURL:   "https://github.com/sqlite-graft/sqlite-graft",
 				Output:      bo.Output,
@@ -154,22 +152,6 @@ func (o *BuildOptions) definition(a *app) (*imagedef.Definition, error) {
 		return imagedef.LoadWithPins(o.Image, p)
 	}
 	return imagedef.Embedded(o.Image)
-}
-
-// localCompiler builds the host's platform with the local executor.
-func (a *app) localCompiler(libc string, cache string) graft.Compiler {
-	return func(p v1.Platform) (recipe.Executor, string, error) {
-		host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-		if p.OS != host.OS || p.Architecture != host.Architecture {
-			return nil, "", fmt.Errorf("--local builds %s only, not %s: use the Dagger module for other platforms", host.String(), p.String())
-		}
-		lc, err := local.ParseLibc(libc)
-		if err != nil {
-			return nil, "", err
-		}
-		exec := local.New(lc, local.WithLogger(a.log))
-		return buildcache.New(exec, cache, a.log), exec.CC(), nil
-	}
 }
 
 // platforms are --platform, or with --local the host's (others need Dagger).

@@ -69,7 +69,7 @@ func (e *Env) Compile(ctx context.Context, req SourceRequest, exec recipe.Execut
 	if err != nil {
 		return nil, err
 	}
-	plan, err := e.Recipe.Plan(recipe.Params{CC: cc, HasShell: src.HasShell})
+	plan, err := e.Recipe.Plan(recipe.Params{CC: cc, HasShell: src.HasShell, Version: src.Version.String()})
 	if err != nil {
 		return nil, err
 	}

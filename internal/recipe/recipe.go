@@ -6,6 +6,7 @@ package recipe
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -54,6 +55,20 @@ type Plan struct {
 type Params struct {
 	CC       string // "cc", or "musl-gcc" for musl on a glibc host
 	HasShell bool   // the source has shell.c
+	Version  string // the SQLite version, for the package note; "" leaves the note out
+}
+
+// PackageNote are the linker flags that write the ELF .note.package of the
+// systemd package-notes spec (https://systemd.io/ELF_PACKAGE_METADATA/).
+// -Xlinker, not -Wl: -Wl splits its argument at the JSON's commas.
+func PackageNote(version string) []string {
+	meta, _ := json.Marshal(struct {
+		Type    string `json:"type"`
+		Name    string `json:"name"`
+		Version string `json:"version"`
+		PURL    string `json:"purl"`
+	}{"generic", "sqlite", version, "pkg:generic/sqlite@" + version})
+	return []string{"-Xlinker", "--package-metadata=" + string(meta)}
 }
 
 // Default returns the recipe shipped with the tool.
@@ -135,6 +150,10 @@ func (r *Recipe) Plan(p Params) (Plan, error) {
 				argv = append(argv, r.CFlags...)
 			case "{{DEFINES}}":
 				argv = append(argv, r.DefineFlags()...)
+			case "{{PACKAGE_NOTE}}":
+				if p.Version != "" {
+					argv = append(argv, PackageNote(p.Version)...)
+				}
 			default:
 				if strings.Contains(a, "{{") {
 					return Plan{}, fmt.Errorf("recipe step %s: unknown placeholder in %q", t.Name, a)

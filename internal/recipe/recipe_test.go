@@ -74,3 +74,15 @@ func names(p recipe.Plan) []string {
 	}
 	return n
 }
+
+func TestPackageNote(t *testing.T) {
+	plan, err := recipe.Default().Plan(recipe.Params{CC: "cc", Version: "3.51.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `--package-metadata={"type":"generic","name":"sqlite","version":"3.51.3","purl":"pkg:generic/sqlite@3.51.3"}`
+	i := slices.Index(plan.Steps[0].Argv, want)
+	if i < 1 || plan.Steps[0].Argv[i-1] != "-Xlinker" {
+		t.Errorf("library argv = %v, want %s", plan.Steps[0].Argv, want)
+	}
+}

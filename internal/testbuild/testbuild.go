@@ -29,7 +29,7 @@ import (
 func Library(t testing.TB, sqliteVersion, libc string) string {
 	t.Helper()
 	src := fixtures.Amalgamation(t, sqliteVersion)
-	return build(t, src, sqliteVersion+"-"+libc, libc) + "/libsqlite3.so.0"
+	return build(t, src, sqliteVersion, sqliteVersion+"-"+libc, libc) + "/libsqlite3.so.0"
 }
 
 // ShellVersion is the SQLite whose official autoconf tarball (npm sqlite3
@@ -44,7 +44,7 @@ func Shell(t testing.TB, libc string) string {
 	if err != nil {
 		t.Fatalf("testbuild.Shell: %v", err)
 	}
-	return build(t, src, ShellVersion+"-shell-"+libc, libc)
+	return build(t, src, ShellVersion, ShellVersion+"-shell-"+libc, libc)
 }
 
 // MuslBaseline returns an older real SQLite (3.46.1) built with musl-gcc: a
@@ -65,7 +65,7 @@ func AutoconfSource(t testing.TB, version string) string {
 	return dir
 }
 
-func build(t testing.TB, src, variant, libc string) string {
+func build(t testing.TB, src, version, variant, libc string) string {
 	t.Helper()
 	lc, err := local.ParseLibc(libc)
 	if err != nil {
@@ -77,7 +77,7 @@ func build(t testing.TB, src, variant, libc string) string {
 	}
 	exec := local.New(lc, local.WithLogger(quiet()))
 	_, hasShell := os.Stat(filepath.Join(src, "shell.c"))
-	plan, err := recipe.Default().Plan(recipe.Params{CC: exec.CC(), HasShell: hasShell == nil})
+	plan, err := recipe.Default().Plan(recipe.Params{CC: exec.CC(), HasShell: hasShell == nil, Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,10 @@ package testbuild_test
 import (
 	"debug/elf"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/testbuild"
@@ -49,5 +51,18 @@ func TestVariants(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(dir, "sqlite3")); err != nil || st.Mode()&0o111 == 0 {
 		t.Errorf("shell not executable: %v %v", st, err)
+	}
+}
+
+// The library carries its ELF package note where binary scanners look.
+func TestPackageNote(t *testing.T) {
+	out, err := exec.Command("readelf", "-n", testbuild.Library(t, "3.51.3", "musl")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("readelf -n: %v %s", err, out)
+	}
+	for _, want := range []string{".note.package", "FDO_PACKAGING_METADATA", `"name":"sqlite"`, `"version":"3.51.3"`, `"purl":"pkg:generic/sqlite@3.51.3"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("readelf -n lacks %s:\n%s", want, out)
+		}
 	}
 }
