@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -29,6 +32,7 @@ type BuildOptions struct {
 	PasswordEnv  string
 	PasswordFile string
 	Revision     string
+	DryRun       bool
 }
 
 func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
@@ -42,6 +46,7 @@ func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Username, "registry-username", "", "registry user (default: credentials from the docker/podman config)")
 	fs.StringVar(&o.PasswordEnv, "registry-password-env", "", "name of the environment variable holding the registry password or token (never the secret itself)")
 	fs.StringVar(&o.PasswordFile, "registry-password-file", "", "file holding the registry password or token")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "resolve the inputs (base digests, pin, patches, recipe), compare them with what the registry holds, print the plan and the reasons, build nothing")
 	fs.StringVar(&o.Revision, "revision", os.Getenv("GITHUB_SHA"), "source revision recorded in org.opencontainers.image.revision")
 }
 
@@ -97,27 +102,38 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				return err
 			}
 			pushOpts := []publish.Option{publish.WithLogger(a.log)}
+			regOpts := []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 			if bo.Username != "" || bo.PasswordEnv != "" || bo.PasswordFile != "" {
 				auth, err := publish.Credentials(bo.Username, bo.PasswordEnv, bo.PasswordFile)
 				if err != nil {
 					return usageErrorf("%v", err)
 				}
 				pushOpts = append(pushOpts, publish.WithAuth(auth))
+				regOpts = []remote.Option{remote.WithAuth(auth)}
 			}
 			stress := check.DefaultStress()
-			res, err := env.BuildImage(cmd.Context(), graft.ImageRequest{
-				Def:         def,
-				Source:      req,
-				Base:        bo.Base,
-				Platforms:   platforms,
-				Compiler:    compiler,
-				Revision:    bo.Revision,
-				SourceURL:   "https://github.com/sqlite-graft/sqlite-graft",
-				Output:      bo.Output,
-				Push:        bo.Push,
-				PushOptions: pushOpts,
-				Stress:      &stress,
-			})
+			ireq := graft.ImageRequest{
+				Def:             def,
+				Source:          req,
+				Base:            bo.Base,
+				Platforms:       platforms,
+				Compiler:        compiler,
+				Revision:        bo.Revision,
+				SourceURL:       "https://github.com/sqlite-graft/sqlite-graft",
+				Output:          bo.Output,
+				Push:            bo.Push,
+				PushOptions:     pushOpts,
+				RegistryOptions: regOpts,
+				Stress:          &stress,
+			}
+			if bo.DryRun {
+				plan, err := env.PlanImage(cmd.Context(), ireq)
+				if err != nil {
+					return err
+				}
+				return printPlan(a, plan)
+			}
+			res, err := env.BuildImage(cmd.Context(), ireq)
 			if err != nil {
 				return err
 			}
@@ -140,6 +156,30 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 	src.AddFlags(cmd.Flags())
 	bo.AddFlags(cmd.Flags())
 	return cmd
+}
+
+func printPlan(a *app, p *graft.BuildPlan) error {
+	if a.global.LogFormat == "json" {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "image:       %s, SQLite %s\n", p.Image, p.SQLite)
+	for _, pl := range p.Platforms {
+		fmt.Fprintf(w, "base:        %s  %s\n", pl, p.Inputs.Bases[pl])
+	}
+	fmt.Fprintf(w, "tags:        %s\n", strings.Join(p.Tags, ", "))
+	fmt.Fprintf(w, "fingerprint: %s\n", p.Fingerprint)
+	if p.Unchanged {
+		fmt.Fprintln(w, "plan:        nothing to do")
+	} else {
+		fmt.Fprintln(w, "plan:        build, check, write")
+	}
+	for _, r := range p.Reasons {
+		fmt.Fprintf(w, "  - %s\n", r)
+	}
+	return nil
 }
 
 // definition loads --image: a file when it names one, else a built-in name.

@@ -197,3 +197,40 @@ func TestBuildLocalOutput(t *testing.T) {
 		}
 	}
 }
+
+// The explained no-op: unchanged inputs do nothing and say so; a changed pin
+// or a moved base is named before anything is built (--dry-run builds nothing).
+func TestBuildExplainsWhatChanged(t *testing.T) {
+	reg := registrytest.Start(t)
+	baseTag := reg.Host + "/library/alpine-like:3.21"
+	testbase.Push(t, testbase.Musl(t), baseTag)
+	target := reg.Host + "/sqlite-graft/alpine:nightly"
+	args, _ := buildArgs(t, "alpine-3.21", baseTag, target)
+	if r := sqliteGraft(t, args...); r.code != 0 {
+		t.Fatalf("build = %d: %s", r.code, r.stderr)
+	}
+	dry := func(extra ...string) run {
+		args, _ := buildArgs(t, "alpine-3.21", baseTag, target, append([]string{"--dry-run"}, extra...)...)
+		return sqliteGraft(t, args...)
+	}
+	if r := dry(); r.code != 0 || !strings.Contains(r.stdout, "nothing to do") || !strings.Contains(r.stdout, "unchanged") {
+		t.Errorf("dry run, same inputs = %d %q, want nothing to do", r.code, r.stdout)
+	}
+	if r := dry("--sqlite", "3.53.4"); r.code != 0 || !strings.Contains(r.stdout, "sqlite 3.51.3 -> 3.53.4") || !strings.Contains(r.stdout, "build, check, write") {
+		t.Errorf("dry run, new pin = %d %q, want the change named", r.code, r.stdout)
+	}
+	// The base tag moves to a new image: named with both digests.
+	moved, err := mutateAppendFile(testbase.Musl(t), "/etc/motd", "moved\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testbase.Push(t, moved, baseTag)
+	r := dry()
+	if r.code != 0 || !strings.Contains(r.stdout, "base "+baseTag+" (linux/amd64) moved sha256:") {
+		t.Errorf("dry run, moved base = %d %q, want the move named", r.code, r.stdout)
+	}
+	// Nothing was pushed by the dry runs: the tag still holds the first build.
+	if r := sqliteGraft(t, append(append([]string{}, args...), "--dry-run")...); !strings.Contains(r.stdout, "moved") {
+		t.Errorf("tag changed by a dry run? %q", r.stdout)
+	}
+}

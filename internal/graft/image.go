@@ -44,47 +44,40 @@ type ImageRequest struct {
 	Output      string          // local OCI layout + tarball when Push is empty
 	Push        string          // REPOSITORY[:TAG]; a tag replaces the definition's tags
 	PushOptions []publish.Option
-	Stress      *check.StressOptions // inside the image, before anything is written
-	SkipChecks  bool                 // only for platforms that cannot run here
+	// RegistryOptions read the target repository (auth) for the no-op check.
+	RegistryOptions []remote.Option
+	Stress          *check.StressOptions // inside the image, before anything is written
+	SkipChecks      bool                 // only for platforms that cannot run here
 }
 
 // BuildImage compiles, assembles, checks and publishes one image definition.
 // Nothing is written (no output directory, no tag) unless the checks passed.
 func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result, error) {
 	def := req.Def
-	src := req.Source
-	if src.Version == (pins.Version{}) {
-		src.Version = def.SQLite
-	}
-	if err := pins.WALResetError(src.Version); err != nil {
-		return nil, fmt.Errorf("%s: refused: %w", def.File, err)
-	}
-	pin, err := e.Pins.Resolve(src.Version, src.SHA3)
+	plan, err := e.PlanImage(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range plan.Reasons {
+		e.Log.WithField("image", def.Name).Info(r)
+	}
+	if req.Push != "" && plan.Unchanged {
+		// Nothing to build: every tag already holds a build of these inputs.
+		res := &publish.Result{Unchanged: true, Tags: plan.Tags, Pushed: []string{}, Platforms: plan.Platforms}
+		for _, d := range plan.Current {
+			res.Digest = d.(string)
+		}
+		res.Reference = plan.Repository + "@" + res.Digest
+		return res, nil
+	}
+	src := req.Source
+	src.Version = pins.MustParseVersion(plan.SQLite)
+	pin := plan.Pin
 	created, err := buildTime(req.Created, pin)
 	if err != nil {
 		return nil, err
 	}
-	baseRef := def.Base
-	if req.Base != "" {
-		baseRef = req.Base
-	}
-	platforms := req.Platforms
-	if len(platforms) == 0 {
-		for _, p := range def.Platforms {
-			pl, err := v1.ParsePlatform(p)
-			if err != nil {
-				return nil, err
-			}
-			platforms = append(platforms, *pl)
-		}
-	}
-	tags, err := def.Tags(src.Version, created)
-	if err != nil {
-		return nil, err
-	}
+	_, inputsJSON := plan.Inputs.Fingerprint()
 	work, err := os.MkdirTemp("", "sqlite-graft-image-")
 	if err != nil {
 		return nil, err
@@ -97,18 +90,14 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		check    bool
 	}
 	var imgs []built
-	for _, pl := range platforms {
+	for _, base := range plan.Bases {
+		pl := base.Platform
 		exec, cc, err := req.Compiler(pl)
 		if err != nil {
 			return nil, err
 		}
 		log := e.Log.WithField("platform", pl.String())
-		log.Infof("base %s", baseRef)
-		base, err := image.Pull(ctx, baseRef, pl, req.BaseOptions...)
-		if err != nil {
-			return nil, err
-		}
-		log.WithField("digest", base.Digest.DigestStr()).Info("base resolved")
+		log.WithField("digest", base.Digest.DigestStr()).Infof("base %s", base.Ref)
 		out := filepath.Join(work, pl.OS+"-"+pl.Architecture+pl.Variant)
 		b, err := e.Compile(ctx, src, exec, cc, out)
 		if err != nil {
@@ -146,6 +135,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			Def: def, Base: base, Layer: l, Version: src.Version, SourceID: b.Source.SourceID,
 			SQLite3C: b.Source.SQLite3CSHA3, Archive: b.Source.ArchiveSHA3, Created: created,
 			Revision: req.Revision, SourceURL: req.SourceURL,
+			Labels: map[string]string{LabelInputs: string(inputsJSON), LabelFingerprint: plan.Fingerprint},
 		})
 		if err != nil {
 			return nil, err
@@ -194,19 +184,27 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err := checkAll(ctx); err != nil {
 			return nil, err
 		}
-		repo, err := name.NewRepository(def.Repository)
-		if err != nil {
-			return nil, err
-		}
 		var tagRefs []name.Tag
-		for _, t := range tags {
-			tagRefs = append(tagRefs, repo.Tag(t))
+		for _, t := range plan.Tags {
+			tag, err := name.NewTag(t)
+			if err != nil {
+				return nil, err
+			}
+			tagRefs = append(tagRefs, tag)
 		}
 		return publish.WriteLocal(req.Output, artifact, tagRefs)
 	}
-	repo, tags, err := pushTarget(req.Push, tags)
+	repo, err := name.NewRepository(plan.Repository)
 	if err != nil {
 		return nil, err
+	}
+	var tags []string
+	for _, t := range plan.Tags {
+		tag, err := name.NewTag(t)
+		if err != nil {
+			return nil, err
+		}
+		tags = append(tags, tag.TagStr())
 	}
 	return publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll))...)
 }

@@ -34,8 +34,9 @@ type Graft struct {
 	SQLite3C  string // SHA3-256 of sqlite3.c as verified
 	Archive   string // SHA3-256 of the archive, when one was verified
 	Created   time.Time
-	Revision  string // the tool's source revision
-	SourceURL string // where the tool's source lives
+	Revision  string            // the tool's source revision
+	SourceURL string            // where the tool's source lives
+	Labels    map[string]string // further config labels (e.g. the recorded inputs)
 }
 
 // Assemble appends the graft layer to the base and sets the config. The
@@ -64,6 +65,9 @@ func Assemble(g Graft) (v1.Image, error) {
 		labels[k] = v
 	}
 	for k, v := range g.annotations() {
+		labels[k] = v
+	}
+	for k, v := range g.Labels {
 		labels[k] = v
 	}
 	cfg.Labels = labels
