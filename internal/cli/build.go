@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 )
 
@@ -125,6 +127,10 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				PushOptions:     pushOpts,
 				RegistryOptions: regOpts,
 				Stress:          &stress,
+			}
+			if bo.Result != "" {
+				// The provenance statement goes beside the result file.
+				ireq.ProvenanceFile = filepath.Join(filepath.Dir(bo.Result), provenance.FileName)
 			}
 			if bo.DryRun {
 				plan, err := env.PlanImage(cmd.Context(), ireq)

@@ -13,8 +13,12 @@ import (
 
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
+	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
+	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
+	"github.com/sqlite-graft/sqlite-graft/internal/referrers"
 	"github.com/sqlite-graft/sqlite-graft/internal/registrytest"
+	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
 )
 
@@ -117,6 +121,24 @@ func TestBuildMuslPushAndRebuild(t *testing.T) {
 	rep := pulledBack(t, reg, first.Reference)
 	if rep.Report.Version != "3.51.3" || rep.UID == 0 || len(rep.Report.Mapped) != 1 {
 		t.Errorf("pulled-back image: version %s, uid %d, mapped %v; want 3.51.3, non-root, one copy", rep.Report.Version, rep.UID, rep.Report.Mapped)
+	}
+	// SBOM and provenance where standard tools look: referrers of the image
+	// (the registry has no referrers API: the sha256-<hex> tag fallback),
+	// the SBOM also inside the image, the provenance beside the result file.
+	subject, _ := name.NewDigest(first.Reference)
+	for _, typ := range []string{sbom.MediaType, provenance.MediaType} {
+		found, err := referrers.Find(t.Context(), subject, typ, reg.RemoteOptions()...)
+		if err != nil || len(found) != 1 {
+			t.Errorf("referrers of %s with type %s = %v, %v; want one", subject, typ, found, err)
+		}
+	}
+	img, _ := remote.Image(subject, reg.RemoteOptions()...)
+	doc := testbase.ReadFile(t, img, graft.SBOMPath)
+	if err := sbom.Validate(mustParseSPDX(t, doc)); err != nil || !strings.Contains(string(doc), "pkg:generic/sqlite@3.51.3") {
+		t.Errorf("SBOM in the image: %v\n%.300s", err, doc)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(resPath), provenance.FileName)); err != nil {
+		t.Errorf("provenance beside the result file: %v", err)
 	}
 
 	// Golden digest: the same inputs give the same digest, and nothing is uploaded.

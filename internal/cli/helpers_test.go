@@ -1,8 +1,13 @@
 package cli_test
 
 import (
+	"bytes"
+	"testing"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx/v2/v2_3"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
 )
@@ -14,4 +19,14 @@ func mutateAppendFile(img v1.Image, path, data string) (v1.Image, error) {
 		return nil, err
 	}
 	return mutate.AppendLayers(img, l)
+}
+
+// mustParseSPDX reads an SPDX 2.3 JSON document with the SPDX library.
+func mustParseSPDX(t *testing.T, data []byte) *v2_3.Document {
+	t.Helper()
+	var doc v2_3.Document
+	if err := spdxjson.ReadInto(bytes.NewReader(data), &doc); err != nil {
+		t.Fatalf("SPDX JSON: %v", err)
+	}
+	return &doc
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -21,8 +22,12 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
+	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+	"github.com/sqlite-graft/sqlite-graft/internal/referrers"
+	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
+	"github.com/sqlite-graft/sqlite-graft/internal/source"
 )
 
 // Compiler gives the executor and compiler command for a platform, or an
@@ -47,7 +52,9 @@ type ImageRequest struct {
 	// RegistryOptions read the target repository (auth) for the no-op check.
 	RegistryOptions []remote.Option
 	Stress          *check.StressOptions // inside the image, before anything is written
-	SkipChecks      bool                 // only for platforms that cannot run here
+	// ProvenanceFile, when set, receives the in-toto provenance statement.
+	ProvenanceFile string
+	SkipChecks     bool // only for platforms that cannot run here
 }
 
 // BuildImage compiles, assembles, checks and publishes one image definition.
@@ -88,6 +95,9 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		img      v1.Image
 		platform v1.Platform
 		check    bool
+		sbom     []byte
+		build    *Build
+		base     *image.Base
 	}
 	var imgs []built
 	for _, base := range plan.Bases {
@@ -117,6 +127,16 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		} else {
 			log.Warn("the source has no shell.c: the image ships no sqlite3 shell (the distro's refuses a preloaded library of another version)")
 		}
+		sbomJSON, err := sbom.JSON(sbom.Input{
+			ImageName: def.Name, ImageRef: plan.Repository, Base: base.Ref.String(), BaseDigest: base.Digest.DigestStr(),
+			SQLite: src.Version.String(), DownloadURL: e.downloadURL(pin, b.Source), ArchiveSHA3: b.Source.ArchiveSHA3,
+			SQLite3CSHA3: b.Source.SQLite3CSHA3, SourceID: b.Source.SourceID, Patches: sbomPatches(b.Source.Patches),
+			Defines: e.Recipe.DefineFlags(), Toolchain: b.Toolchain, ToolVersion: ToolVersion, Created: created,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("SBOM: %w", err)
+		}
+		extra = append(extra, layer.File{Path: SBOMPath, Mode: 0o644, Data: sbomJSON})
 		l, err := layer.Build(layer.Input{
 			Library:   filepath.Join(out, "libsqlite3.so.0"),
 			Shell:     shell,
@@ -146,7 +166,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if !runnable {
 			log.Warn("cannot run this platform's image here: its checks are skipped")
 		}
-		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks})
+		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks, sbom: sbomJSON, build: b, base: base})
 	}
 
 	// The checks run inside each finished image, before anything is written.
@@ -180,6 +200,45 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		artifact = idx
 	}
 
+	// Provenance: every resolved input, for the artifact and each platform image.
+	first := imgs[0]
+	top, err := artifact.Digest()
+	if err != nil {
+		return nil, err
+	}
+	subjects := []provenance.Subject{{Name: plan.Repository, Digest: top.String()}}
+	if len(imgs) > 1 {
+		for _, b := range imgs {
+			d, err := b.img.Digest()
+			if err != nil {
+				return nil, err
+			}
+			subjects = append(subjects, provenance.Subject{Name: plan.Repository + " (" + b.platform.String() + ")", Digest: d.String()})
+		}
+	}
+	prov, err := provenance.Statement(provenance.Input{
+		Subjects: subjects, Image: def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
+		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
+		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
+		Patches: provPatches(first.build.Source.Patches), Recipe: first.build.Plan, Toolchain: first.build.Toolchain,
+		ToolVersion: ToolVersion, Started: created, Finished: created,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	if req.ProvenanceFile != "" {
+		if err := writeFileAtomic(req.ProvenanceFile, prov); err != nil {
+			return nil, err
+		}
+	}
+	attach := func(ctx context.Context, ref name.Digest, opts []remote.Option) error {
+		_, err := referrers.Attach(ctx, ref, []referrers.Artifact{
+			{ArtifactType: sbom.MediaType, MediaType: sbom.MediaType, Data: first.sbom},
+			{ArtifactType: provenance.MediaType, MediaType: provenance.MediaType, Data: prov},
+		}, opts...)
+		return err
+	}
+
 	if req.Push == "" {
 		if err := checkAll(ctx); err != nil {
 			return nil, err
@@ -192,7 +251,17 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			}
 			tagRefs = append(tagRefs, tag)
 		}
-		return publish.WriteLocal(req.Output, artifact, tagRefs)
+		res, err := publish.WriteLocal(req.Output, artifact, tagRefs)
+		if err != nil {
+			return nil, err
+		}
+		// Beside the layout, where a person or a scanner finds them.
+		for file, data := range map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov} {
+			if err := writeFileAtomic(filepath.Join(req.Output, file), data); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
 	}
 	repo, err := name.NewRepository(plan.Repository)
 	if err != nil {
@@ -206,7 +275,58 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		}
 		tags = append(tags, tag.TagStr())
 	}
-	return publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll))...)
+	return publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
+}
+
+// SBOMPath is where the image carries its SPDX document.
+const SBOMPath = "/usr/local/share/sqlite-graft/" + sbom.FileName
+
+// downloadURL is where the source came from: the URL used, else the pin's
+// canonical sqlite.org address (a local file or mirror is not an identity).
+func (e *Env) downloadURL(pin pins.Pin, s *source.Source) string {
+	if strings.HasPrefix(s.Origin, "https://") || strings.HasPrefix(s.Origin, "http://") {
+		return s.Origin
+	}
+	kind := pins.Kind(s.ArchiveKind)
+	if kind != pins.Amalgamation && kind != pins.Autoconf {
+		kind, _ = pin.PreferredKind()
+	}
+	if urls, err := e.Pins.URLs(pin, kind); err == nil && len(urls) > 0 {
+		return urls[0]
+	}
+	return ""
+}
+
+func sbomPatches(ps []source.Patch) []sbom.Patch {
+	var out []sbom.Patch
+	for _, p := range ps {
+		out = append(out, sbom.Patch{Name: p.Name, SHA3: p.SHA3})
+	}
+	return out
+}
+
+func provPatches(ps []source.Patch) []provenance.Patch {
+	var out []provenance.Patch
+	for _, p := range ps {
+		out = append(out, provenance.Patch{Name: p.Name, SHA3: p.SHA3})
+	}
+	return out
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // pushTarget splits REPOSITORY[:TAG]; a tag given there replaces the

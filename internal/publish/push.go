@@ -37,6 +37,7 @@ type options struct {
 	progress    time.Duration
 	userAgent   string
 	gate        func(context.Context) error
+	attach      func(context.Context, name.Digest, []remote.Option) error
 }
 
 const (
@@ -99,6 +100,13 @@ func WithProgress(interval time.Duration) Option {
 // its error stops the push with nothing written.
 func WithGate(gate func(context.Context) error) Option {
 	return func(o *options) { o.gate = gate }
+}
+
+// WithAttach runs attach after the push by digest and before any tag is
+// written (e.g. SBOM and provenance referrers), with the push's own registry
+// options (auth, transport); its error leaves no tag behind.
+func WithAttach(attach func(ctx context.Context, ref name.Digest, opts []remote.Option) error) Option {
+	return func(o *options) { o.attach = attach }
 }
 
 func WithUserAgent(ua string) Option {
@@ -298,6 +306,14 @@ func Push(ctx context.Context, repo name.Repository, a Artifact, tags []string, 
 	}
 	st := p.stats()
 	p.log.WithFields(logrus.Fields{"blobs": st.BlobsUploaded, "bytes": st.BytesUploaded}).Info("pushed by digest")
+
+	if p.o.attach != nil {
+		err := p.retry(ctx, "attach to "+dref.Name(), func() error { return p.o.attach(ctx, dref, p.ropts) })
+		if err != nil {
+			return nil, p.scrub.err(fmt.Errorf("attach to %s (no tag written): %w", dref.Name(), err))
+		}
+		p.log.Info("referrers attached")
+	}
 
 	// 3. Tags, only now.
 	for _, t := range tagRefs {

@@ -1,0 +1,318 @@
+// Package provenance writes the in-toto Statement (v1) with a SLSA Provenance
+// v1 predicate that records how a grafted image was built: the base image by
+// digest, the SQLite source (URL, archive SHA3-256, sqlite3.c SHA3-256, source
+// id), every patch with its hash, the exact recipe steps, the compiler and the
+// tool version.
+//
+// The statement is built with the in-toto attestation Go types
+// (github.com/in-toto/attestation go/v1 and go/predicates/provenance/v1),
+// checked with their validators, serialised with protojson and then
+// canonicalised (keys sorted, fixed indentation): protojson deliberately
+// varies its whitespace between runs, and the same inputs must give the same
+// bytes.
+//
+// Timestamps: Started and Finished are written as given. Callers pass the
+// build's SOURCE_DATE_EPOCH-based time (the time every other timestamp of the
+// image uses), not the wall clock, so that an unchanged build reproduces its
+// provenance byte for byte; zero times leave runDetails.metadata out.
+package provenance
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
+	intoto "github.com/in-toto/attestation/go/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// MediaType is the media type of an in-toto statement as an OCI artifact.
+const MediaType = "application/vnd.in-toto+json"
+
+// FileName is the conventional file name of the statement.
+const FileName = "provenance.intoto.json"
+
+// PredicateType is SLSA Provenance v1.
+const PredicateType = "https://slsa.dev/provenance/v1"
+
+// DefaultBuildType is the build type when Input.BuildType is empty.
+const DefaultBuildType = "https://github.com/sqlite-graft/sqlite-graft/build/v1"
+
+// DefaultBuilderID is runDetails.builder.id when Input.BuilderID is empty.
+const DefaultBuilderID = "https://github.com/sqlite-graft/sqlite-graft"
+
+// Digest-set keys (in-toto digest_set spec: "sha3_256", not "sha3-256").
+const (
+	SHA256  = string(intoto.AlgorithmSHA256)
+	SHA3256 = string(intoto.AlgorithmSHA3_256)
+)
+
+// Subject is one artifact the statement is about.
+type Subject struct {
+	Name   string // the repository (or reference) the image is published as
+	Digest string // sha256:...
+}
+
+// Patch is one applied patch.
+type Patch struct {
+	Name string
+	SHA3 string
+}
+
+// Input is what the statement records.
+type Input struct {
+	Subjects  []Subject // the image (index) and, for a multi-arch build, each platform's image
+	BuildType string    // "" : DefaultBuildType
+	BuilderID string    // "" : DefaultBuilderID
+
+	Image      string // image definition name (externalParameters.image)
+	Base       string // base reference as asked
+	BaseDigest string // sha256:...
+	SQLite     string // version, e.g. 3.51.3 (externalParameters.sqlite; may be empty)
+
+	SourceURL    string // where the archive came from ("" : not recorded)
+	ArchiveSHA3  string // "" for a directory source
+	SQLite3CSHA3 string
+	SourceID     string
+	Patches      []Patch
+
+	// Recipe is the exact steps/argv (externalParameters.recipe). It must
+	// marshal to JSON; it is carried through encoding/json first.
+	Recipe any
+
+	Toolchain   string // compiler identity (internalParameters.toolchain)
+	ToolVersion string // sqlite-graft version (runDetails.builder.version)
+
+	Started, Finished time.Time // SOURCE_DATE_EPOCH-based; zero leaves them out
+}
+
+var hexRe = regexp.MustCompile(`^[0-9a-f]+$`)
+
+func hexDigest(field, v string, n int) (string, error) {
+	if len(v) != n || !hexRe.MatchString(v) {
+		return "", fmt.Errorf("provenance: %s %q: want %d lower-case hex digits", field, v, n)
+	}
+	return v, nil
+}
+
+func sha256Digest(field, d string) (map[string]string, error) {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok {
+		return nil, fmt.Errorf("provenance: %s %q: want sha256:<hex>", field, d)
+	}
+	if _, err := hexDigest(field, h, 64); err != nil {
+		return nil, err
+	}
+	return map[string]string{SHA256: h}, nil
+}
+
+func sha3Digest(field, h string) (map[string]string, error) {
+	if _, err := hexDigest(field, h, 64); err != nil {
+		return nil, err
+	}
+	return map[string]string{SHA3256: h}, nil
+}
+
+// Build returns the statement as in-toto types, validated.
+func Build(in Input) (*intoto.Statement, error) {
+	if len(in.Subjects) == 0 {
+		return nil, fmt.Errorf("provenance: no subjects")
+	}
+	st := &intoto.Statement{Type: intoto.StatementTypeUri, PredicateType: PredicateType}
+	for _, s := range in.Subjects {
+		d, err := sha256Digest("subject "+s.Name, s.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if s.Name == "" {
+			return nil, fmt.Errorf("provenance: subject %s has no name", s.Digest)
+		}
+		st.Subject = append(st.Subject, &intoto.ResourceDescriptor{Name: s.Name, Digest: d})
+	}
+
+	var deps []*intoto.ResourceDescriptor
+	if in.Base == "" {
+		return nil, fmt.Errorf("provenance: no base image")
+	}
+	baseDigest, err := sha256Digest("base digest", in.BaseDigest)
+	if err != nil {
+		return nil, err
+	}
+	deps = append(deps, &intoto.ResourceDescriptor{Name: "base", Uri: "oci://" + in.Base, Digest: baseDigest})
+
+	src := &intoto.ResourceDescriptor{Name: "sqlite-source", Uri: in.SourceURL}
+	if in.ArchiveSHA3 != "" {
+		if src.Digest, err = sha3Digest("archive SHA3", in.ArchiveSHA3); err != nil {
+			return nil, err
+		}
+	}
+	deps = append(deps, src)
+
+	c := &intoto.ResourceDescriptor{Name: "sqlite3.c"}
+	if c.Digest, err = sha3Digest("sqlite3.c SHA3", in.SQLite3CSHA3); err != nil {
+		return nil, err
+	}
+	if in.SourceID != "" {
+		if c.Annotations, err = structpb.NewStruct(map[string]any{"source_id": in.SourceID}); err != nil {
+			return nil, err
+		}
+	}
+	deps = append(deps, c)
+
+	var patchNames []any
+	for i, p := range in.Patches {
+		if p.Name == "" {
+			return nil, fmt.Errorf("provenance: patch %d has no name", i+1)
+		}
+		d, err := sha3Digest("patch "+p.Name, p.SHA3)
+		if err != nil {
+			return nil, err
+		}
+		ann, _ := structpb.NewStruct(map[string]any{"order": float64(i + 1)})
+		deps = append(deps, &intoto.ResourceDescriptor{Name: "patch:" + p.Name, Digest: d, Annotations: ann})
+		patchNames = append(patchNames, p.Name)
+	}
+
+	ext := map[string]any{"base": in.Base}
+	if in.Image != "" {
+		ext["image"] = in.Image
+	}
+	if in.SQLite != "" {
+		ext["sqlite"] = in.SQLite
+	}
+	if len(patchNames) > 0 {
+		ext["patches"] = patchNames
+	}
+	if in.Recipe != nil {
+		b, err := json.Marshal(in.Recipe)
+		if err != nil {
+			return nil, fmt.Errorf("provenance: recipe: %w", err)
+		}
+		var r any
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("provenance: recipe: %w", err)
+		}
+		ext["recipe"] = r
+	}
+	extStruct, err := structpb.NewStruct(ext)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: externalParameters: %w", err)
+	}
+
+	buildType := in.BuildType
+	if buildType == "" {
+		buildType = DefaultBuildType
+	}
+	def := &slsa.BuildDefinition{
+		BuildType:            buildType,
+		ExternalParameters:   extStruct,
+		ResolvedDependencies: deps,
+	}
+	if in.Toolchain != "" {
+		if def.InternalParameters, err = structpb.NewStruct(map[string]any{"toolchain": in.Toolchain}); err != nil {
+			return nil, err
+		}
+	}
+
+	builderID := in.BuilderID
+	if builderID == "" {
+		builderID = DefaultBuilderID
+	}
+	run := &slsa.RunDetails{Builder: &slsa.Builder{Id: builderID}}
+	if in.ToolVersion != "" {
+		run.Builder.Version = map[string]string{"sqlite-graft": in.ToolVersion}
+	}
+	if !in.Started.IsZero() || !in.Finished.IsZero() {
+		md := &slsa.BuildMetadata{}
+		if !in.Started.IsZero() {
+			md.StartedOn = timestamppb.New(in.Started.UTC())
+		}
+		if !in.Finished.IsZero() {
+			md.FinishedOn = timestamppb.New(in.Finished.UTC())
+		}
+		run.Metadata = md
+	}
+
+	pred := &slsa.Provenance{BuildDefinition: def, RunDetails: run}
+	if err := pred.Validate(); err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	predJSON, err := protojson.Marshal(pred)
+	if err != nil {
+		return nil, err
+	}
+	st.Predicate = &structpb.Struct{}
+	if err := protojson.Unmarshal(predJSON, st.Predicate); err != nil {
+		return nil, err
+	}
+	if err := st.Validate(); err != nil {
+		return nil, fmt.Errorf("provenance: statement: %w", err)
+	}
+	return st, nil
+}
+
+// Statement is the statement as JSON: protojson's field names, keys sorted,
+// two-space indentation, a final newline. The same Input gives the same bytes.
+func Statement(in Input) ([]byte, error) {
+	st, err := Build(in)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := protojson.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	return canonical(raw)
+}
+
+// canonical re-encodes JSON with sorted keys and fixed whitespace, keeping
+// numbers exactly as written.
+func canonical(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Parse reads a statement written by Statement back into the in-toto types
+// (the predicate as SLSA Provenance v1) and validates both.
+func Parse(data []byte) (*intoto.Statement, *slsa.Provenance, error) {
+	st := &intoto.Statement{}
+	if err := protojson.Unmarshal(data, st); err != nil {
+		return nil, nil, fmt.Errorf("provenance: statement: %w", err)
+	}
+	if err := st.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("provenance: statement: %w", err)
+	}
+	if st.GetPredicateType() != PredicateType {
+		return nil, nil, fmt.Errorf("provenance: predicateType %q, want %q", st.GetPredicateType(), PredicateType)
+	}
+	pb, err := protojson.Marshal(st.GetPredicate())
+	if err != nil {
+		return nil, nil, err
+	}
+	pred := &slsa.Provenance{}
+	if err := protojson.Unmarshal(pb, pred); err != nil {
+		return nil, nil, fmt.Errorf("provenance: predicate: %w", err)
+	}
+	if err := pred.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("provenance: predicate: %w", err)
+	}
+	return st, pred, nil
+}
