@@ -36,7 +36,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return ExitOK
+		return exitStatus(root) // ExitOK unless the command set one (upstream: 3, 4)
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -89,7 +89,7 @@ instant can corrupt it, and distributions such as Alpine 3.21/3.22 and Debian
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	a.global.AddFlags(root.PersistentFlags())
-	root.AddCommand(a.versionsCmd(), a.fetchCmd(), a.compileCmd(), a.checkCmd(), a.buildCmd())
+	root.AddCommand(a.versionsCmd(), a.fetchCmd(), a.compileCmd(), a.checkCmd(), a.buildCmd(), a.upstreamCmd(), a.pinsCmd())
 	return root
 }
 
