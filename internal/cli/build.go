@@ -150,7 +150,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			}
 			switch {
 			case res.Unchanged:
-				fmt.Fprintf(a.stdout, "unchanged %s\n", res.Reference)
+				fmt.Fprintf(a.stdout, "unchanged %s: every tag already holds a build of these inputs; nothing built or pushed\n", res.Reference)
 			case bo.Push == "":
 				fmt.Fprintf(a.stdout, "%s written to %s (OCI layout %s, docker tarball %s)\n", res.Reference, bo.Output, res.Layout, res.Tarball)
 			default:

@@ -241,13 +241,22 @@ func TestBuildExplainsWhatChanged(t *testing.T) {
 	if r := dry("--sqlite", "3.53.4"); r.code != 0 || !strings.Contains(r.stdout, "sqlite 3.51.3 -> 3.53.4") || !strings.Contains(r.stdout, "build, check, write") {
 		t.Errorf("dry run, new pin = %d %q, want the change named", r.code, r.stdout)
 	}
+	// A changed pin rebuilds, naming the change, and moves the tag.
+	args, resPath := buildArgs(t, "alpine-3.21", baseTag, target, "--sqlite", "3.53.4", "--from", moduleZip(t, "3.53.4"), "--log-level", "info")
+	r := sqliteGraft(t, args...)
+	if rebuilt := readResult(t, resPath); r.code != 0 || rebuilt.Unchanged || !strings.Contains(r.stderr, "sqlite 3.51.3 -> 3.53.4") {
+		t.Errorf("build with a new pin = %d, %+v, want a rebuild naming the change:\n%s", r.code, rebuilt, r.stderr)
+	}
+	if r := dry("--sqlite", "3.53.4", "--from", moduleZip(t, "3.53.4")); !strings.Contains(r.stdout, "nothing to do") {
+		t.Errorf("dry run after the rebuild = %q, want nothing to do", r.stdout)
+	}
 	// The base tag moves to a new image: named with both digests.
 	moved, err := mutateAppendFile(testbase.Musl(t), "/etc/motd", "moved\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	testbase.Push(t, moved, baseTag)
-	r := dry()
+	r = dry("--sqlite", "3.53.4", "--from", moduleZip(t, "3.53.4"))
 	if r.code != 0 || !strings.Contains(r.stdout, "base "+baseTag+" (linux/amd64) moved sha256:") {
 		t.Errorf("dry run, moved base = %d %q, want the move named", r.code, r.stdout)
 	}
