@@ -1,0 +1,625 @@
+package daggerexec
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"dagger.io/dagger"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	sqlitegraft "github.com/sqlite-graft/sqlite-graft"
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
+	"github.com/sqlite-graft/sqlite-graft/internal/graft"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/pins"
+	"github.com/sqlite-graft/sqlite-graft/internal/publish"
+	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+	"github.com/sqlite-graft/sqlite-graft/internal/source"
+)
+
+// SourceURL is recorded in org.opencontainers.image.source.
+const SourceURL = "https://github.com/sqlite-graft/sqlite-graft"
+
+// Module is the whole pipeline behind the functions of the Dagger module
+// (ci/main.go), over one engine connection: the source fetched and verified
+// in Go, compiled in the engine (Executors), the image assembled in Go
+// (graft.BuildImage, go-containerregistry), checked in the engine
+// (CheckImage) and pushed with go-containerregistry (publish.Push).
+type Module struct {
+	Query *dagger.Query
+	Files Files
+	// ProbeSource is internal/check/probe.c, read from the module's source
+	// directory; the image checks compile it in each base.
+	ProbeSource *dagger.File
+	Log         logrus.FieldLogger
+	// Resolve pins bases; nil means ResolveRemote().
+	Resolve ResolveFunc
+}
+
+func (m *Module) log() logrus.FieldLogger {
+	if m.Log == nil {
+		return logrus.StandardLogger()
+	}
+	return m.Log
+}
+
+func (m *Module) env() (*graft.Env, error) {
+	p, err := pins.Parse(sqlitegraft.PinsFileName, sqlitegraft.PinsYAML)
+	if err != nil {
+		return nil, err
+	}
+	return &graft.Env{
+		Pins:    p,
+		Patches: sqlitegraft.Patches(),
+		Recipe:  recipe.Default(),
+		Fetcher: source.New(source.WithLogger(m.log())),
+		Log:     m.log(),
+	}, nil
+}
+
+// Definition is the shipped image definition named image ("alpine-3.21";
+// "images/alpine-3.21.yaml" names the same), and the SQLite version asked
+// for (default: the definition's).
+func Definition(image, sqlite string) (*imagedef.Definition, pins.Version, error) {
+	if image == "" {
+		image = imagedef.DefaultName
+	}
+	def, err := imagedef.Embedded(strings.TrimSuffix(path.Base(image), ".yaml"))
+	if err != nil {
+		return nil, pins.Version{}, err
+	}
+	if sqlite == "" {
+		return def, def.SQLite, nil
+	}
+	v, err := pins.ParseVersion(sqlite)
+	if err != nil {
+		return nil, pins.Version{}, fmt.Errorf("sqlite %q: %w", sqlite, err)
+	}
+	return def, v, nil
+}
+
+func (m *Module) platform(ctx context.Context, s string) (v1.Platform, error) {
+	if s == "" {
+		dp, err := m.Query.DefaultPlatform(ctx)
+		if err != nil {
+			return v1.Platform{}, fmt.Errorf("the engine's platform: %w", err)
+		}
+		s = string(dp)
+	}
+	p, err := v1.ParsePlatform(s)
+	if err != nil {
+		return v1.Platform{}, fmt.Errorf("platform %q: %w", s, err)
+	}
+	return *p, nil
+}
+
+func (m *Module) executors(def *imagedef.Definition, platforms []v1.Platform) *Executors {
+	return &Executors{Query: m.Query, Def: def, Platforms: platforms, Files: m.Files, Resolve: m.Resolve, Log: m.log()}
+}
+
+// Library compiles SQLite for one platform (default: the engine's) in the
+// definition's base and returns the products with build.json.
+func (m *Module) Library(ctx context.Context, image, sqlite, platform string) (*dagger.Directory, error) {
+	def, v, err := Definition(image, sqlite)
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.platform(ctx, platform)
+	if err != nil {
+		return nil, err
+	}
+	env, err := m.env()
+	if err != nil {
+		return nil, err
+	}
+	x, err := m.executors(def, []v1.Platform{p}).Executor(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "sqlite-graft-library-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	out := filepath.Join(work, "out")
+	if _, err := env.Compile(ctx, graft.SourceRequest{Version: v}, x, CC, out); err != nil {
+		return nil, err
+	}
+	d, err := m.Files.Directory(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	// The local file is removed on return: hand back the engine's copy.
+	return d.Sync(ctx)
+}
+
+// built is an image written locally by graft.BuildImage, not yet checked.
+type built struct {
+	def       *imagedef.Definition
+	pin       pins.Pin
+	local     *publish.Result
+	artifact  publish.Artifact
+	platforms []v1.Platform
+	images    []v1.Image // per platform
+	exec      *Executors
+	work      string
+}
+
+// build runs graft.BuildImage with the engine as the compiler and the
+// checks left for the engine (checkAll): nothing is pushed here.
+func (m *Module) build(ctx context.Context, image, sqlite string, platforms []v1.Platform) (*built, error) {
+	def, v, err := Definition(image, sqlite)
+	if err != nil {
+		return nil, err
+	}
+	env, err := m.env()
+	if err != nil {
+		return nil, err
+	}
+	pin, err := env.Pins.Resolve(v, "")
+	if err != nil {
+		return nil, err
+	}
+	if len(platforms) == 0 {
+		for _, s := range def.Platforms {
+			p, err := v1.ParsePlatform(s)
+			if err != nil {
+				return nil, err
+			}
+			platforms = append(platforms, *p)
+		}
+	}
+	work, err := os.MkdirTemp("", "sqlite-graft-image-")
+	if err != nil {
+		return nil, err
+	}
+	ex := m.executors(def, platforms)
+	res, err := env.BuildImage(ctx, graft.ImageRequest{
+		Def:       def,
+		Source:    graft.SourceRequest{Version: v},
+		Platforms: platforms,
+		Compiler:  ex.Compiler(ctx),
+		SourceURL: SourceURL,
+		Output:    filepath.Join(work, "out"),
+		// The runc checks of graft need the host's toolchain; these images
+		// are checked in the engine instead (checkAll) before any push.
+		SkipChecks: true,
+	})
+	if err != nil {
+		os.RemoveAll(work)
+		return nil, err
+	}
+	b := &built{def: def, pin: pin, local: res, exec: ex, work: work}
+	if err := b.load(platforms); err != nil {
+		os.RemoveAll(work)
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *built) close() { os.RemoveAll(b.work) }
+
+// load reads the image back from the OCI layout graft wrote: the same
+// bytes, so the digest checked is the digest pushed.
+func (b *built) load(platforms []v1.Platform) error {
+	ii, err := layout.ImageIndexFromPath(b.local.Layout)
+	if err != nil {
+		return err
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return err
+	}
+	if len(im.Manifests) == 0 {
+		return fmt.Errorf("%s: empty OCI layout", b.local.Layout)
+	}
+	top := im.Manifests[0]
+	if top.MediaType.IsIndex() {
+		idx, err := ii.ImageIndex(top.Digest)
+		if err != nil {
+			return err
+		}
+		children, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		b.artifact = idx
+		for _, d := range children.Manifests {
+			if d.Platform == nil || !d.MediaType.IsImage() {
+				continue
+			}
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			b.platforms = append(b.platforms, *d.Platform)
+			b.images = append(b.images, img)
+		}
+	} else {
+		img, err := ii.Image(top.Digest)
+		if err != nil {
+			return err
+		}
+		b.artifact = img
+		b.platforms = []v1.Platform{platforms[0]}
+		b.images = []v1.Image{img}
+	}
+	if len(b.images) != len(platforms) {
+		return fmt.Errorf("%s: %d images for %d platforms", b.local.Layout, len(b.images), len(platforms))
+	}
+	return nil
+}
+
+// tarball writes image i as a one-image OCI layout tarball and uploads it.
+func (m *Module) tarball(ctx context.Context, b *built, i int) (*dagger.File, error) {
+	p := filepath.Join(b.work, fmt.Sprintf("image-%d.tar", i))
+	if err := WriteOCITarball(b.images[i], p); err != nil {
+		return nil, fmt.Errorf("image tarball (%s): %w", b.platforms[i], err)
+	}
+	return m.Files.File(ctx, p)
+}
+
+// checkAll checks every platform's image in the engine, concurrently.
+func (m *Module) checkAll(ctx context.Context, b *built) ([]*CheckReport, error) {
+	if m.ProbeSource == nil {
+		return nil, fmt.Errorf("daggerexec: no probe source (internal/check/probe.c) to check the images with")
+	}
+	reports := make([]*CheckReport, len(b.images))
+	var mu sync.Mutex
+	var failed []string
+	g, gctx := errgroup.WithContext(ctx)
+	for i, p := range b.platforms {
+		g.Go(func() error {
+			t, err := b.exec.Target(gctx, p)
+			if err != nil {
+				return err
+			}
+			products := b.exec.Products(p)
+			if products == nil {
+				return fmt.Errorf("no compiled library for %s", p)
+			}
+			probe, err := Probe(m.Query, t, products, m.ProbeSource)
+			if err != nil {
+				return err
+			}
+			tar, err := m.tarball(gctx, b, i)
+			if err != nil {
+				return err
+			}
+			cf, err := b.images[i].ConfigFile()
+			if err != nil {
+				return err
+			}
+			m.log().WithField("platform", p.String()).Info("checking the image in the engine")
+			r, err := CheckImage(gctx, m.Query, CheckRequest{
+				Platform: p.String(), Tarball: tar, Def: b.def, Probe: probe, Want: b.pin, ConfigUser: cf.Config.User,
+			})
+			reports[i] = r
+			if err != nil {
+				if r == nil || len(r.Problems) == 0 {
+					return err // the check could not run
+				}
+				mu.Lock()
+				failed = append(failed, err.Error())
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return reports, err
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return reports, fmt.Errorf("%s", strings.Join(failed, "\n"))
+	}
+	return reports, nil
+}
+
+// Image builds the image for one platform (default: the engine's), checks
+// it in the engine, and returns it as a container (imported from the OCI
+// tarball of exactly the checked image). A container is one platform: the
+// multi-platform image is what Release pushes.
+func (m *Module) Image(ctx context.Context, image, sqlite string, platforms []string) (*dagger.Container, error) {
+	if len(platforms) > 1 {
+		return nil, fmt.Errorf("build returns one container, which holds one platform; got %v: call build once per platform, or release for the multi-platform image", platforms)
+	}
+	s := ""
+	if len(platforms) == 1 {
+		s = platforms[0]
+	}
+	p, err := m.platform(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	b, err := m.build(ctx, image, sqlite, []v1.Platform{p})
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if _, err := m.checkAll(ctx, b); err != nil {
+		return nil, err
+	}
+	tar, err := m.tarball(ctx, b, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctr := m.Query.Container(dagger.ContainerOpts{Platform: dagger.Platform(p.String())}).Import(tar)
+	// The local tarball is removed on return: evaluate the import now.
+	return ctr.Sync(ctx)
+}
+
+// Check builds the image for every platform of the definition and checks
+// each in the engine; it returns one line per platform.
+func (m *Module) Check(ctx context.Context, image, sqlite string) (string, error) {
+	b, err := m.build(ctx, image, sqlite, nil)
+	if err != nil {
+		return "", err
+	}
+	defer b.close()
+	reports, err := m.checkAll(ctx, b)
+	var lines []string
+	for _, r := range reports {
+		if r != nil {
+			lines = append(lines, r.String())
+		}
+	}
+	text := fmt.Sprintf("%s (SQLite %s), digest %s\n%s\n", b.def.Name, b.pin.Version, b.local.Digest, strings.Join(lines, "\n"))
+	if err != nil {
+		return text, err
+	}
+	return text, nil
+}
+
+// Release builds every platform of the definition and pushes the
+// multi-platform image to repository (default: the definition's; a
+// REPOSITORY:TAG pushes that one tag instead of the definition's tags) with
+// go-containerregistry, as username with password. When the registry already
+// has this digest under every tag nothing is built into it, not even the
+// checks run; otherwise the images are checked in the engine first and
+// nothing is written unless every check passed. It returns ref@digest.
+func (m *Module) Release(ctx context.Context, image, repository, username, password string) (string, error) {
+	if username == "" || password == "" {
+		return "", fmt.Errorf("release needs a registry username and password (a token)")
+	}
+	b, err := m.build(ctx, image, "", nil)
+	if err != nil {
+		return "", err
+	}
+	defer b.close()
+	if repository == "" {
+		repository = b.def.Repository
+	}
+	repo, tags, err := pushTarget(repository, b.local.Tags)
+	if err != nil {
+		return "", err
+	}
+	auth := authn.FromConfig(authn.AuthConfig{Username: username, Password: password})
+	res, err := publish.Push(ctx, repo, b.artifact, tags,
+		publish.WithAuth(auth),
+		publish.WithLogger(m.log()),
+		publish.WithGate(func(ctx context.Context) error {
+			_, err := m.checkAll(ctx, b)
+			return err
+		}),
+	)
+	if err != nil {
+		return "", err
+	}
+	if res.Unchanged {
+		m.log().WithField("reference", res.Reference).Info("unchanged: the registry already has this image under every tag")
+	}
+	return res.Reference, nil
+}
+
+// pushTarget splits REPOSITORY[:TAG]; without a tag, the tags are those of
+// the local result (full references of the definition's repository).
+func pushTarget(ref string, localTags []string) (name.Repository, []string, error) {
+	if t, err := name.NewTag(ref, name.StrictValidation); err == nil {
+		return t.Context(), []string{t.TagStr()}, nil
+	}
+	repo, err := name.NewRepository(ref, name.StrictValidation)
+	if err != nil {
+		return name.Repository{}, nil, fmt.Errorf("repository %q: want REPOSITORY or REPOSITORY:TAG: %w", ref, err)
+	}
+	var tags []string
+	for _, full := range localTags {
+		t, err := name.NewTag(full)
+		if err != nil {
+			return name.Repository{}, nil, err
+		}
+		tags = append(tags, t.TagStr())
+	}
+	if len(tags) == 0 {
+		return name.Repository{}, nil, fmt.Errorf("no tags to push to %s", repo)
+	}
+	return repo, tags, nil
+}
+
+// WriteOCITarball writes img as a tar of an OCI image layout holding that
+// one image and no tag: what Container.Import reads. Entries are sorted with
+// fixed owners, modes and times.
+func WriteOCITarball(img v1.Image, file string) error {
+	dir, err := os.MkdirTemp(filepath.Dir(file), ".oci-layout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	if err := lp.AppendImage(img); err != nil {
+		return err
+	}
+	return tarDir(dir, file)
+}
+
+func tarDir(dir, file string) error {
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(paths)
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	for _, p := range paths {
+		st, err := os.Lstat(p)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		h := &tar.Header{Name: filepath.ToSlash(rel), Mode: 0o644, Format: tar.FormatPAX}
+		switch {
+		case st.IsDir():
+			h.Typeflag, h.Name, h.Mode = tar.TypeDir, h.Name+"/", 0o755
+		case st.Mode().IsRegular():
+			h.Typeflag, h.Size = tar.TypeReg, st.Size()
+		default:
+			f.Close()
+			return fmt.Errorf("%s: not a file or directory", p)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			f.Close()
+			return err
+		}
+		if h.Typeflag == tar.TypeReg {
+			in, err := os.Open(p)
+			if err != nil {
+				f.Close()
+				return err
+			}
+			_, err = io.Copy(tw, in)
+			in.Close()
+			if err != nil {
+				f.Close()
+				return err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ModuleFiles is Files inside a Dagger module, which has no Host(): files
+// cross through the module container's working directory —
+// CurrentModule().Workdir and WorkdirFile read it, Export writes into it,
+// both with paths relative to it — staged under Root.
+type ModuleFiles struct {
+	Query *dagger.Query
+	cwd   string
+	root  string // relative to cwd
+	mu    sync.Mutex
+	n     int
+}
+
+// NewModuleFiles stages files under a fresh directory in the working
+// directory.
+func NewModuleFiles(q *dagger.Query) (*ModuleFiles, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.MkdirTemp(cwd, ".sqlite-graft-files-")
+	if err != nil {
+		return nil, fmt.Errorf("module working directory %s: %w", cwd, err)
+	}
+	rel, err := filepath.Rel(cwd, root)
+	if err != nil {
+		return nil, err
+	}
+	return &ModuleFiles{Query: q, cwd: cwd, root: rel}, nil
+}
+
+// stage returns a fresh path relative to the working directory.
+func (f *ModuleFiles) stage(prefix string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	return filepath.Join(f.root, fmt.Sprintf("%s-%d", prefix, f.n))
+}
+
+// Directory copies the directory at p into the stage and loads it.
+func (f *ModuleFiles) Directory(ctx context.Context, p string) (*dagger.Directory, error) {
+	rel := f.stage("dir")
+	if err := copyTree(p, filepath.Join(f.cwd, rel)); err != nil {
+		return nil, err
+	}
+	return f.Query.CurrentModule().Workdir(filepath.ToSlash(rel)).Sync(ctx)
+}
+
+// File copies the file at p into the stage and loads it.
+func (f *ModuleFiles) File(ctx context.Context, p string) (*dagger.File, error) {
+	rel := f.stage("file")
+	if err := os.MkdirAll(filepath.Join(f.cwd, rel), 0o755); err != nil {
+		return nil, err
+	}
+	rel = filepath.Join(rel, filepath.Base(p))
+	if err := os.Link(p, filepath.Join(f.cwd, rel)); err != nil {
+		if err := fsutil.CopyFile(p, filepath.Join(f.cwd, rel)); err != nil {
+			return nil, err
+		}
+	}
+	return f.Query.CurrentModule().WorkdirFile(filepath.ToSlash(rel)).Sync(ctx)
+}
+
+// Export exports d into the stage, then copies it to p.
+func (f *ModuleFiles) Export(ctx context.Context, d *dagger.Directory, p string) error {
+	rel := f.stage("export")
+	if _, err := d.Export(ctx, filepath.ToSlash(rel)); err != nil {
+		return err
+	}
+	return copyTree(filepath.Join(f.cwd, rel), p)
+}
+
+// copyTree copies the regular files and directories under src into dst.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type().IsRegular():
+			return fsutil.CopyFile(p, target)
+		}
+		return nil // sources and products are regular files
+	})
+}
