@@ -157,3 +157,19 @@ func (m *SqliteGraft) Release(
 	}
 	return p.Release(ctx, image, repository, registryUsername, password)
 }
+
+// Upstream reports the watch as JSON: per Alpine branch (and Debian suite,
+// with SQLITE_GRAFT_DEBIAN_MIRROR) the distribution's SQLite and whether it
+// has the WAL-reset fix; per image definition "keep the graft" or "retire:
+// move to <branch>"; and SQLite releases newer than the pins.
+//
+//	dagger call upstream
+//
+// +cache="never"
+func (m *SqliteGraft) Upstream(ctx context.Context) (string, error) {
+	p, err := m.pipeline(ctx)
+	if err != nil {
+		return "", err
+	}
+	return p.Upstream(ctx)
+}
