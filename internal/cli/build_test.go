@@ -151,6 +151,11 @@ func TestBuildMuslPushAndRebuild(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "unchanged ") {
 		t.Errorf("rebuild printed %q, want \"unchanged ...\"", r.stdout)
 	}
+	// Where it is pushed is not an input: another repository, same digest.
+	args, resPath = buildArgs(t, "alpine-3.21", base.String(), reg.Host+"/elsewhere/alpine")
+	if r := sqliteGraft(t, args...); r.code != 0 || readResult(t, resPath).Digest != first.Digest {
+		t.Errorf("build to another repository = %d, digest %s; want %s", r.code, readResult(t, resPath).Digest, first.Digest)
+	}
 }
 
 // A tampered source and a failing image check both stop the build before

@@ -128,7 +128,9 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			log.Warn("the source has no shell.c: the image ships no sqlite3 shell (the distro's refuses a preloaded library of another version)")
 		}
 		sbomJSON, err := sbom.JSON(sbom.Input{
-			ImageName: def.Name, ImageRef: plan.Repository, Base: base.Ref.String(), BaseDigest: base.Digest.DigestStr(),
+			// No ImageRef: the image's bytes must not depend on where it is
+			// pushed (same inputs, same digest in every registry).
+			ImageName: def.Name, Base: base.Ref.String(), BaseDigest: base.Digest.DigestStr(),
 			SQLite: src.Version.String(), DownloadURL: e.downloadURL(pin, b.Source), ArchiveSHA3: b.Source.ArchiveSHA3,
 			SQLite3CSHA3: b.Source.SQLite3CSHA3, SourceID: b.Source.SourceID, Patches: sbomPatches(b.Source.Patches),
 			Defines: e.Recipe.DefineFlags(), Toolchain: b.Toolchain, ToolVersion: ToolVersion, Created: created,
