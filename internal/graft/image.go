@@ -1,7 +1,9 @@
 package graft
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -233,10 +235,19 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			return nil, err
 		}
 	}
+	// Referrers carry the documents without indentation: they are uploaded
+	// on every change, read by tools rather than people.
+	var sbomCompact, provCompact bytes.Buffer
+	if err := json.Compact(&sbomCompact, first.sbom); err != nil {
+		return nil, err
+	}
+	if err := json.Compact(&provCompact, prov); err != nil {
+		return nil, err
+	}
 	attach := func(ctx context.Context, ref name.Digest, opts []remote.Option) error {
 		_, err := referrers.Attach(ctx, ref, []referrers.Artifact{
-			{ArtifactType: sbom.MediaType, MediaType: sbom.MediaType, Data: first.sbom},
-			{ArtifactType: provenance.MediaType, MediaType: provenance.MediaType, Data: prov},
+			{ArtifactType: sbom.MediaType, MediaType: sbom.MediaType, Data: sbomCompact.Bytes()},
+			{ArtifactType: provenance.MediaType, MediaType: provenance.MediaType, Data: provCompact.Bytes()},
 		}, opts...)
 		return err
 	}
