@@ -1,6 +1,6 @@
 // Package sqlitegraft holds the data files that drive sqlite-graft — the pins,
-// the patches (and, later, the image definitions) — embedded so the tool runs
-// from anywhere with the repository's defaults; flags can point at other files.
+// the patches and the image definitions — embedded so the tool runs from
+// anywhere with the repository's defaults; flags can point at other files.
 package sqlitegraft
 
 import (
