@@ -1,10 +1,8 @@
 package check
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -106,25 +104,12 @@ func (p *probe) command(ctx context.Context, env []string, args ...string) *exec
 
 // run runs the probe to completion and returns its standard output.
 func (p *probe) run(ctx context.Context, env []string, args ...string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := p.command(ctx, env, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("probe %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
+	return runProbe(ctx, p, env, args...)
 }
 
 // runJSON runs the probe and decodes its output into v.
 func (p *probe) runJSON(ctx context.Context, env []string, v any, args ...string) error {
-	out, err := p.run(ctx, env, args...)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("probe %s: output is not the expected JSON: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
+	return runProbeJSON(ctx, p, env, v, args...)
 }
 
 // info is what `probe info` reports.

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -151,13 +150,7 @@ func (c *container) writeBundle(dir string, env, argv []string) error {
 // run runs argv to completion and returns its standard output; an error
 // carries the exit status and standard error.
 func (c *container) run(ctx context.Context, env []string, argv ...string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := c.exec(ctx, env, argv...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
+	return output(c.exec(ctx, env, argv...), strings.Join(argv, " "))
 }
 
 // cleanup removes every container this check started that runc still

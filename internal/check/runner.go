@@ -25,15 +25,20 @@ func (p *probe) workDir(prefix string) (string, string, error) {
 	return d, d, err
 }
 
-// runProbe runs the probe to completion and returns its standard output.
-func runProbe(ctx context.Context, r runner, env []string, args ...string) ([]byte, error) {
+// output runs cmd to completion and returns its standard output; a failure
+// names what ran (label) and carries its standard error.
+func output(cmd *exec.Cmd, label string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := r.command(ctx, env, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), fmt.Errorf("probe %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return stdout.Bytes(), fmt.Errorf("%s: %v: %s", label, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// runProbe runs the probe to completion and returns its standard output.
+func runProbe(ctx context.Context, r runner, env []string, args ...string) ([]byte, error) {
+	return output(r.command(ctx, env, args...), "probe "+strings.Join(args, " "))
 }
 
 // runProbeJSON runs the probe and decodes its output into v.
