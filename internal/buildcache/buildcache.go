@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/sirupsen/logrus"
 
@@ -77,22 +76,28 @@ func (e *Executor) Key(ctx context.Context, plan recipe.Plan, src string) (strin
 	if err != nil {
 		return "", err
 	}
+	return ContentKey(fmt.Sprintf("toolchain %q\n", tc), plan, src)
+}
+
+// ContentKey hashes header, the plan and the bytes of every regular file in
+// src — not its path, nor source.json, which records where the source was
+// fetched to and from (a fresh temporary directory every time).
+func ContentKey(header string, plan recipe.Plan, src string) (string, error) {
 	h := sha256.New()
-	planJSON, _ := json.Marshal(plan)
-	fmt.Fprintf(h, "toolchain %q\nplan %s\n", tc, planJSON)
-	entries, err := os.ReadDir(src)
+	planJSON, err := json.Marshal(plan)
 	if err != nil {
 		return "", err
 	}
-	var names []string
-	for _, ent := range entries {
-		if ent.Type().IsRegular() && ent.Name() != "source.json" {
-			names = append(names, ent.Name())
-		}
+	fmt.Fprintf(h, "%splan %s\n", header, planJSON)
+	entries, err := os.ReadDir(src) // sorted by name
+	if err != nil {
+		return "", err
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		f, err := os.Open(filepath.Join(src, n))
+	for _, ent := range entries {
+		if !ent.Type().IsRegular() || ent.Name() == "source.json" {
+			continue
+		}
+		f, err := os.Open(filepath.Join(src, ent.Name()))
 		if err != nil {
 			return "", err
 		}
@@ -102,7 +107,7 @@ func (e *Executor) Key(ctx context.Context, plan recipe.Plan, src string) (strin
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "file %q %x\n", n, fh.Sum(nil))
+		fmt.Fprintf(h, "file %q %x\n", ent.Name(), fh.Sum(nil))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -74,8 +74,13 @@ func TestCacheHitSkipsCompile(t *testing.T) {
 	if dirs != 1 {
 		t.Errorf("cache holds %d builds after two identical ones, want 1", dirs)
 	}
-	// A changed source byte is a new key.
+	// source.json (where the source was fetched to) is not content.
 	k1, _ := exec.Key(context.Background(), plan, src)
+	os.WriteFile(filepath.Join(src, "source.json"), []byte(`{"dir":"/tmp/elsewhere"}`), 0o644)
+	if k, _ := exec.Key(context.Background(), plan, src); k != k1 {
+		t.Errorf("Key changed with source.json: %s, want %s", k, k1)
+	}
+	// A changed source byte is a new key.
 	os.WriteFile(filepath.Join(src, "b.c"), []byte("int b(void){return 1;}\n"), 0o644)
 	k2, _ := exec.Key(context.Background(), plan, src)
 	if k1 == k2 {

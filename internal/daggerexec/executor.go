@@ -2,15 +2,10 @@ package daggerexec
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 
 	"dagger.io/dagger"
@@ -18,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
@@ -188,7 +184,9 @@ func (x *Executor) Toolchain(ctx context.Context) (string, error) {
 // products to out. Every platform of the set is built at the same time.
 func (x *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string) error {
 	e := x.set
-	key, err := buildKey(plan, src)
+	// By content: graft.Env.Compile fetches into a fresh directory per
+	// platform, so the path says nothing.
+	key, err := buildcache.ContentKey("", plan, src)
 	if err != nil {
 		return err
 	}
@@ -271,38 +269,4 @@ func (e *Executors) buildAll(ctx context.Context, platforms []v1.Platform, plan 
 		out[p.String()] = dirs[i]
 	}
 	return out, nil
-}
-
-// buildKey identifies a build by its plan and the contents of the regular
-// files of src: graft.Env.Compile fetches into a fresh directory per
-// platform, so the path says nothing.
-func buildKey(plan recipe.Plan, src string) (string, error) {
-	h := sha256.New()
-	pj, err := json.Marshal(plan)
-	if err != nil {
-		return "", err
-	}
-	h.Write(pj)
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return "", err
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	for _, ent := range entries {
-		if !ent.Type().IsRegular() {
-			continue
-		}
-		f, err := os.Open(filepath.Join(src, ent.Name()))
-		if err != nil {
-			return "", err
-		}
-		fh := sha256.New()
-		_, err = io.Copy(fh, f)
-		f.Close()
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "\x00%s\x00%x", ent.Name(), fh.Sum(nil))
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
