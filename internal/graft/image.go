@@ -80,12 +80,8 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		return res, nil
 	}
 	src := req.Source
-	src.Version = pins.MustParseVersion(plan.SQLite)
-	pin := plan.Pin
-	created, err := buildTime(req.Created, pin)
-	if err != nil {
-		return nil, err
-	}
+	src.Version = plan.Version
+	pin, created := plan.Pin, plan.Created
 	_, inputsJSON := plan.Inputs.Fingerprint()
 	work, err := os.MkdirTemp("", "sqlite-graft-image-")
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"crypto/sha3"
 
@@ -117,6 +118,8 @@ type BuildPlan struct {
 	Unchanged   bool           `json:"unchanged"`
 	Reasons     []string       `json:"reasons"`
 	Pin         pins.Pin       `json:"-"`
+	Version     pins.Version   `json:"-"`
+	Created     time.Time      `json:"created"` // every timestamp of the build
 }
 
 // PlanImage resolves everything a build depends on — base digests, pin,
@@ -147,7 +150,7 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	if req.Base != "" {
 		baseRef = req.Base
 	}
-	p := &BuildPlan{Image: def.Name, SQLite: v.String(), Pin: pin}
+	p := &BuildPlan{Image: def.Name, SQLite: v.String(), Pin: pin, Version: v, Created: created}
 	p.Inputs = Inputs{Image: def.Name, Bases: map[string]string{}, SQLite: v.String(), Patches: map[string]string{}, Tool: ToolVersion}
 	for _, pl := range platforms {
 		base, err := image.Pull(ctx, baseRef, pl, req.BaseOptions...)
