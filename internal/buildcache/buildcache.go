@@ -52,7 +52,7 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 	defer unlock()
 	if complete(entry, plan.Products) {
 		e.log.WithField("key", key[:12]).Info("compile: unchanged inputs, using the cached build")
-		return copyProducts(entry, out, plan.Products)
+		return fsutil.Install(entry, out, plan.Products)
 	}
 	tmp, err := os.MkdirTemp(e.dir, ".tmp-"+key[:12])
 	if err != nil {
@@ -66,7 +66,7 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 	if err := os.Rename(tmp, entry); err != nil {
 		return err
 	}
-	return copyProducts(entry, out, plan.Products)
+	return fsutil.Install(entry, out, plan.Products)
 }
 
 // Key hashes everything that decides the products: toolchain identity, the
@@ -119,22 +119,4 @@ func complete(entry string, products []string) bool {
 		}
 	}
 	return true
-}
-
-func copyProducts(entry, out string, products []string) error {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	for _, p := range products {
-		tmp := filepath.Join(out, ".tmp-"+p)
-		if err := fsutil.CopyFile(filepath.Join(entry, p), tmp); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(out, p)); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ package fsutil
 import (
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // CopyFile copies src to dst with src's permission bits.
@@ -26,4 +27,32 @@ func CopyFile(src, dst string) error {
 		return err
 	}
 	return o.Close()
+}
+
+// Install copies the named files from dir into out, each through a
+// temporary name, and renames them into place only once all are copied: a
+// failure leaves no new file (and no temporary one) in out.
+func Install(dir, out string, names []string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	var tmps []string
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}()
+	for _, n := range names {
+		tmp := filepath.Join(out, ".tmp-"+n)
+		tmps = append(tmps, tmp)
+		if err := CopyFile(filepath.Join(dir, n), tmp); err != nil {
+			return err
+		}
+	}
+	for i, n := range names {
+		if err := os.Rename(tmps[i], filepath.Join(out, n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -54,9 +54,6 @@ type Build struct {
 // BuildFileName is the metadata file written beside the products.
 const BuildFileName = "build.json"
 
-// CC is implemented by executors that pick the compiler command themselves.
-type CC interface{ CC() string }
-
 // Compile fetches and verifies the source, then runs the recipe with exec.
 // Products reach out only when the source verified and every step succeeded.
 func (e *Env) Compile(ctx context.Context, req SourceRequest, exec recipe.Executor, cc string, out string) (*Build, error) {

@@ -137,7 +137,7 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 	if err := e.run(ctx, plan, work); err != nil {
 		return err
 	}
-	return install(work, out, plan.Products)
+	return fsutil.Install(work, out, plan.Products)
 }
 
 // run executes the steps as a DAG: each starts when the steps it comes after
@@ -206,32 +206,4 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
-}
-
-// install copies the products into out, each through a temporary name, after
-// all of them exist.
-func install(work, out string, products []string) error {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	var tmps []string
-	defer func() {
-		for _, t := range tmps {
-			os.Remove(t)
-		}
-	}()
-	for _, p := range products {
-		tmp := filepath.Join(out, ".tmp-"+p)
-		if err := fsutil.CopyFile(filepath.Join(work, p), tmp); err != nil {
-			return err
-		}
-		tmps = append(tmps, tmp)
-	}
-	for i, p := range products {
-		if err := os.Rename(tmps[i], filepath.Join(out, p)); err != nil {
-			return err
-		}
-	}
-	tmps = nil
-	return nil
 }
