@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 )
 
 // rootfs is an unpacked image filesystem on the host. Paths "in" it are
@@ -151,22 +153,7 @@ func setIDKind(m fs.FileMode) string {
 	if m&fs.ModeSetgid != 0 {
 		kinds = append(kinds, "setgid")
 	}
-	return strings.Join(kinds, "+") + " " + fmt.Sprintf("%04o", unixMode(m))
-}
-
-// unixMode is m's permission, set-id and sticky bits in Unix octal.
-func unixMode(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
+	return strings.Join(kinds, "+") + " " + fmt.Sprintf("%04o", fsutil.UnixMode(m))
 }
 
 // configUID is the uid an image config's User ("name", "uid", "name:group",

@@ -3,6 +3,7 @@ package fsutil
 
 import (
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -55,4 +56,20 @@ func Install(dir, out string, names []string) error {
 		}
 	}
 	return nil
+}
+
+// UnixMode is m's permission, set-id and sticky bits in their Unix octal
+// positions (as in a tar header or stat), which fs.FileMode keeps elsewhere.
+func UnixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
 }

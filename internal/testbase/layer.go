@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 )
 
 // File is one entry of a layer built by Layer.
@@ -74,7 +76,7 @@ func Layer(files ...File) (v1.Layer, error) {
 		f := byPath[p]
 		h := &tar.Header{
 			Name:    strings.TrimPrefix(p, "/"),
-			Mode:    tarMode(f.Mode),
+			Mode:    int64(fsutil.UnixMode(f.Mode)),
 			ModTime: Epoch,
 			Format:  tar.FormatUSTAR,
 		}
@@ -110,22 +112,6 @@ func Layer(files ...File) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(blob)), nil
 	}, tarball.WithMediaType(types.OCILayer))
-}
-
-// tarMode is the tar header's mode: permission bits plus the set-id and
-// sticky bits in their Unix positions.
-func tarMode(m fs.FileMode) int64 {
-	mode := int64(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		mode |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		mode |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		mode |= 0o1000
-	}
-	return mode
 }
 
 // MustLayer is Layer that fails the test on error.
