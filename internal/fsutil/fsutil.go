@@ -73,3 +73,32 @@ func UnixMode(m fs.FileMode) uint32 {
 	}
 	return u
 }
+
+// WriteFileAtomic replaces path with data and mode perm: it writes a
+// temporary file in the same directory, syncs it and renames it over path,
+// so readers see the old file or the new one, never a partial one.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

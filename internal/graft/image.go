@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
@@ -227,7 +228,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		return nil, fmt.Errorf("provenance: %w", err)
 	}
 	if req.ProvenanceFile != "" {
-		if err := writeFileAtomic(req.ProvenanceFile, prov); err != nil {
+		if err := fsutil.WriteFileAtomic(req.ProvenanceFile, prov, 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -266,7 +267,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		}
 		// Beside the layout, where a person or a scanner finds them.
 		for file, data := range map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov} {
-			if err := writeFileAtomic(filepath.Join(req.Output, file), data); err != nil {
+			if err := fsutil.WriteFileAtomic(filepath.Join(req.Output, file), data, 0o644); err != nil {
 				return nil, err
 			}
 		}
@@ -320,22 +321,6 @@ func provPatches(ps []source.Patch) []provenance.Patch {
 		out = append(out, provenance.Patch{Name: p.Name, SHA3: p.SHA3})
 	}
 	return out
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // pushTarget splits REPOSITORY[:TAG]; a tag given there replaces the
