@@ -18,7 +18,6 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
 	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
 	"github.com/sqlite-graft/sqlite-graft/internal/local"
-	"github.com/sqlite-graft/sqlite-graft/internal/lockfile"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
 	"github.com/sqlite-graft/sqlite-graft/internal/source"
@@ -104,29 +103,20 @@ func autoconfSource(version string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(cache, "autoconf-src-"+version)
-	unlock, err := lockfile.Lock(dir + ".lock")
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(filepath.Join(dir, "shell.c")); err == nil {
-		return dir, nil
-	}
-	// Through the real source stage, vouching for the tarball as --sha3 does.
-	data, err := os.ReadFile(tgz)
-	if err != nil {
-		return "", err
-	}
-	sum := sha3.Sum256(data)
-	v, err := pins.ParseVersion(version)
-	if err != nil {
-		return "", err
-	}
-	pin := pins.Pin{Version: v, AutoconfArchive: &pins.Hash{SHA3: hex.EncodeToString(sum[:]), Published: source.OverridePublished}}
-	f := source.New(source.WithCacheDir(""), source.WithLogger(quiet()), source.WithGoProxy())
-	if _, err := f.Fetch(context.Background(), source.Request{Pin: pin, From: tgz}, dir); err != nil {
-		return "", err
-	}
-	// source.json records temporary paths; the build key must not depend on them.
-	return dir, os.Remove(filepath.Join(dir, source.SourceJSON))
+	return dir, fixtures.OnceDir(dir, func(tmp string) error {
+		// Through the real source stage, vouching for the tarball as --sha3 does.
+		data, err := os.ReadFile(tgz)
+		if err != nil {
+			return err
+		}
+		sum := sha3.Sum256(data)
+		v, err := pins.ParseVersion(version)
+		if err != nil {
+			return err
+		}
+		pin := pins.Pin{Version: v, AutoconfArchive: &pins.Hash{SHA3: hex.EncodeToString(sum[:]), Published: source.OverridePublished}}
+		f := source.New(source.WithCacheDir(""), source.WithLogger(quiet()), source.WithGoProxy())
+		_, err = f.Fetch(context.Background(), source.Request{Pin: pin, From: tgz}, tmp)
+		return err
+	})
 }
