@@ -49,7 +49,7 @@ func TestInstallAllOrNothing(t *testing.T) {
 
 func TestUnixMode(t *testing.T) {
 	for m, want := range map[fs.FileMode]uint32{
-		0o755: 0o755, 0o755 | fs.ModeSetuid: 0o4755, 0o2755 &^ 0o2000 | fs.ModeSetgid: 0o2755, 0o777 | fs.ModeSticky: 0o1777,
+		0o755: 0o755, 0o755 | fs.ModeSetuid: 0o4755, 0o2755&^0o2000 | fs.ModeSetgid: 0o2755, 0o777 | fs.ModeSticky: 0o1777,
 	} {
 		if got := fsutil.UnixMode(m); got != want {
 			t.Errorf("UnixMode(%v) = %o, want %o", m, got, want)
