@@ -2,9 +2,11 @@
 // grafted library, its shell, the preload wrapper, the licence and the build
 // metadata. The layer is a pure function of its Input: entries are sorted,
 // owned by 0:0 with fixed modes and one mtime, written as USTAR (no PAX
-// records, so no access or change times) and gzipped at a pinned level by
-// the Go standard library, so the same Input gives the same digest, byte for
-// byte, on every machine running the same Go release.
+// records, so no access or change times; only a name USTAR cannot encode,
+// too long or not ASCII, gets a PAX record for that entry) and gzipped at a
+// pinned level by the Go standard library, so the same Input gives the same
+// digest, byte for byte, on every machine running the same Go release.
+// Contents are streamed: a large file is never held in memory.
 package layer
 
 import (
@@ -82,11 +84,16 @@ type Input struct {
 	Whiteouts []string
 }
 
-// File is an extra regular file.
+// File is an extra regular file: its content is Data, or, when Open is set,
+// the Size bytes Open streams (a program of the base rewritten by hardening
+// may be large; it is read twice, to hash it and to write it, and must be
+// the same both times).
 type File struct {
 	Path string      // absolute
 	Mode fs.FileMode // permission bits; 0 means 0644
 	Data []byte
+	Open func() (io.ReadCloser, error)
+	Size int64
 }
 
 // Type is the kind of an entry.
@@ -108,6 +115,7 @@ type Entry struct {
 	Size     int64       // regular files
 	SHA256   string      // hex, regular files
 	data     []byte
+	open     func() (io.ReadCloser, error) // the content when data is nil
 }
 
 // Fixed modes: nothing group- or other-writable, no set-id bits. Symlinks are
@@ -133,19 +141,31 @@ func Files(in Input) ([]Entry, error) {
 		sum := sha256.Sum256(data)
 		files = append(files, Entry{Path: p, Type: TypeFile, Mode: mode, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), data: data})
 	}
+	addStream := func(p string, mode fs.FileMode, size int64, open func() (io.ReadCloser, error)) error {
+		sum, err := hashContent(open, size)
+		if err != nil {
+			return fmt.Errorf("layer: %s: %w", p, err)
+		}
+		files = append(files, Entry{Path: p, Type: TypeFile, Mode: mode, Size: size, SHA256: sum, open: open})
+		return nil
+	}
 
-	lib, err := readRegular("library", in.Library)
+	size, open, err := regularFile("library", in.Library)
 	if err != nil {
 		return nil, err
 	}
-	addFile(LibraryFile(in.Version), modeExec, lib)
+	if err := addStream(LibraryFile(in.Version), modeExec, size, open); err != nil {
+		return nil, err
+	}
 	files = append(files, Entry{Path: LibraryPath, Type: TypeSymlink, Mode: modeSymlink, Linkname: path.Base(LibraryFile(in.Version))})
 	if in.Shell != "" {
-		sh, err := readRegular("shell", in.Shell)
+		size, open, err := regularFile("shell", in.Shell)
 		if err != nil {
 			return nil, err
 		}
-		addFile(ShellPath, modeExec, sh)
+		if err := addStream(ShellPath, modeExec, size, open); err != nil {
+			return nil, err
+		}
 	}
 	addFile(WrapperPath, modeExec, wrapperScript(in.Libc))
 	addFile(LicensePath, modeData, []byte(License))
@@ -162,7 +182,11 @@ func Files(in Input) ([]Entry, error) {
 		if err := checkExtra(i, f.Path, mode); err != nil {
 			return nil, err
 		}
-		addFile(f.Path, mode, f.Data)
+		if f.Open == nil {
+			addFile(f.Path, mode, f.Data)
+		} else if err := addStream(f.Path, mode, f.Size, f.Open); err != nil {
+			return nil, err
+		}
 	}
 
 	// Parent directories of every file, as explicit entries.
@@ -222,45 +246,60 @@ func sortedKeys(m map[string]Entry) []string {
 }
 
 // Build returns the layer, gzipped at GzipLevel, with the OCI media type.
+// The compressed layer goes to an unlinked temporary file (nothing is left
+// behind; the space is freed when the layer is garbage): the tar is streamed
+// through gzip, never held in memory.
 func Build(in Input) (v1.Layer, error) {
 	entries, err := Files(in)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := writeTar(entries, mtime(in.Created))
+	blob, err := os.CreateTemp("", "sqlite-graft-layer-*.tar.gz")
 	if err != nil {
 		return nil, err
 	}
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, GzipLevel) // zero Header: no name, MTIME 0
-	if err != nil {
+	if err := os.Remove(blob.Name()); err != nil {
+		blob.Close()
 		return nil, err
 	}
-	if _, err := zw.Write(raw); err != nil {
+	zw, err := gzip.NewWriterLevel(blob, GzipLevel) // zero Header: no name, MTIME 0
+	if err != nil {
+		blob.Close()
+		return nil, err
+	}
+	if err := writeTar(zw, entries, mtime(in.Created)); err != nil {
+		blob.Close()
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
+		blob.Close()
 		return nil, err
 	}
-	blob := gz.Bytes()
+	size, err := blob.Seek(0, io.SeekEnd)
+	if err != nil {
+		blob.Close()
+		return nil, err
+	}
 	// The opener hands back our gzip stream as is: go-containerregistry then
 	// only hashes it (and gunzips it for the diffID), never recompresses it.
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(blob)), nil
+		return io.NopCloser(io.NewSectionReader(blob, 0, size)), nil
 	}, tarball.WithMediaType(types.OCILayer))
 }
 
 func mtime(t time.Time) time.Time { return time.Unix(t.Unix(), 0).UTC() }
 
-func writeTar(entries []Entry, mt time.Time) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+// writeTar writes the entries to w. Format PAX lets the writer choose USTAR
+// for every header USTAR can encode (the bytes are then those of a USTAR
+// header) and a PAX record only for a name it cannot.
+func writeTar(w io.Writer, entries []Entry, mt time.Time) error {
+	tw := tar.NewWriter(w)
 	for _, e := range entries {
 		h := &tar.Header{
 			Name:    strings.TrimPrefix(e.Path, "/"),
 			Mode:    int64(e.Mode.Perm()),
 			ModTime: mt,
-			Format:  tar.FormatUSTAR,
+			Format:  tar.FormatPAX,
 		}
 		switch e.Type {
 		case TypeDir:
@@ -268,21 +307,61 @@ func writeTar(entries []Entry, mt time.Time) ([]byte, error) {
 		case TypeSymlink:
 			h.Typeflag, h.Linkname = tar.TypeSymlink, e.Linkname
 		case TypeFile, TypeWhiteout:
-			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
+			h.Typeflag, h.Size = tar.TypeReg, e.Size
 		default:
-			return nil, fmt.Errorf("layer: %s: unknown entry type %q", e.Path, e.Type)
+			return fmt.Errorf("layer: %s: unknown entry type %q", e.Path, e.Type)
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			return nil, fmt.Errorf("layer: tar header of %s: %w", e.Path, err)
+			return fmt.Errorf("layer: tar header of %s: %w", e.Path, err)
 		}
-		if _, err := tw.Write(e.data); err != nil {
-			return nil, fmt.Errorf("layer: tar data of %s: %w", e.Path, err)
+		if e.Type == TypeFile || e.Type == TypeWhiteout {
+			if err := e.copyContent(tw); err != nil {
+				return fmt.Errorf("layer: tar data of %s: %w", e.Path, err)
+			}
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
+	return tw.Close()
+}
+
+// copyContent writes the entry's content, checking that it is still the
+// content that was hashed when the entry was planned.
+func (e Entry) copyContent(w io.Writer) error {
+	if e.open == nil {
+		_, err := w.Write(e.data)
+		return err
 	}
-	return buf.Bytes(), nil
+	rc, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(w, h), rc, e.Size); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
+		return fmt.Errorf("content changed while the layer was written: sha256 %s, planned %s", got, e.SHA256)
+	}
+	return nil
+}
+
+// hashContent reads size bytes from open and returns their SHA-256; a
+// stream of another length is an error.
+func hashContent(open func() (io.ReadCloser, error), size int64) (string, error) {
+	rc, err := open()
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(rc, size+1))
+	if err != nil {
+		return "", err
+	}
+	if n != size {
+		return "", fmt.Errorf("content has %d bytes or more, want %d", n, size)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (in Input) validate() error {
@@ -313,6 +392,9 @@ func (in Input) validate() error {
 	return nil
 }
 
+// pathMax is Linux's PATH_MAX, the terminating NUL included.
+const pathMax = 4096
+
 func checkAbs(what, p string) error {
 	if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
 		return fmt.Errorf("layer: %s %q: want an absolute, clean path", what, p)
@@ -322,9 +404,9 @@ func checkAbs(what, p string) error {
 			return fmt.Errorf("layer: %s %q: %q is a whiteout name", what, p, c)
 		}
 	}
-	// USTAR splits long names into a 155-byte prefix and a 100-byte name.
-	if len(p) > 200 {
-		return fmt.Errorf("layer: %s %q: longer than 200 bytes", what, p)
+	// Names USTAR cannot hold get a PAX record; the kernel's limit stays.
+	if len(p) >= pathMax {
+		return fmt.Errorf("layer: %s %q: longer than %d bytes", what, p, pathMax-1)
 	}
 	return nil
 }
@@ -342,24 +424,21 @@ func checkExtra(i int, p string, mode fs.FileMode) error {
 	return nil
 }
 
-// readRegular reads a file that must be a non-empty regular file; only its
-// bytes matter, never its mode, owner or mtime on disk.
-func readRegular(what, name string) ([]byte, error) {
+// regularFile checks a file that must be a non-empty regular file and
+// returns its size and an opener; only its bytes matter, never its mode,
+// owner or mtime on disk.
+func regularFile(what, name string) (int64, func() (io.ReadCloser, error), error) {
 	fi, err := os.Stat(name)
 	if err != nil {
-		return nil, fmt.Errorf("layer: %s: %w", what, err)
+		return 0, nil, fmt.Errorf("layer: %s: %w", what, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("layer: %s %s: not a regular file (%v)", what, name, fi.Mode().Type())
+		return 0, nil, fmt.Errorf("layer: %s %s: not a regular file (%v)", what, name, fi.Mode().Type())
 	}
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, fmt.Errorf("layer: %s: %w", what, err)
+	if fi.Size() == 0 {
+		return 0, nil, fmt.Errorf("layer: %s %s: empty file", what, name)
 	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("layer: %s %s: empty file", what, name)
-	}
-	return b, nil
+	return fi.Size(), func() (io.ReadCloser, error) { return os.Open(name) }, nil
 }
 
 // canonicalJSON marshals v with sorted keys (struct fields too), two-space

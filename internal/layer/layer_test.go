@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -500,4 +501,89 @@ func TestRealLibrary(t *testing.T) {
 	fi, _ := os.Stat(lib)
 	digest, _ := l.Digest()
 	t.Logf("layer of %s (%d bytes): %d bytes compressed, %s", lib, fi.Size(), size, digest)
+}
+
+// An extra file streamed from an opener gives the same layer as the same
+// bytes in memory.
+func TestStreamedExtra(t *testing.T) {
+	in := fixedInput(t)
+	want, wantID := digests(t, in)
+	data := in.Extra[0].Data
+	in.Extra[0].Data = nil
+	in.Extra[0].Size = int64(len(data))
+	in.Extra[0].Open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	if got, id := digests(t, in); got != want || id != wantID {
+		t.Errorf("streamed extra: %s/%s, want %s/%s", got, id, want, wantID)
+	}
+
+	// A stream of another length, or content that changes between the hash
+	// and the write, is refused.
+	in.Extra[0].Size++
+	if _, err := layer.Build(in); err == nil || !strings.Contains(err.Error(), "want 4") {
+		t.Errorf("Build(short stream) = %v, want the length named", err)
+	}
+	in.Extra[0].Size--
+	calls := 0
+	in.Extra[0].Open = func() (io.ReadCloser, error) {
+		calls++
+		if calls > 1 {
+			return io.NopCloser(strings.NewReader("[]\n\n")), nil
+		}
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
+	if _, err := layer.Build(in); err == nil || !strings.Contains(err.Error(), "content changed") {
+		t.Errorf("Build(content changed) = %v, want refused", err)
+	}
+}
+
+// A large file is streamed, never held in memory: building a layer with
+// 128 MiB of content allocates a small fraction of that.
+func TestLargeFileStreamed(t *testing.T) {
+	const size = 128 << 20
+	in := fixedInput(t)
+	in.Extra = append(in.Extra, layer.File{Path: "/usr/bin/big", Mode: 0o755, Size: size,
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(io.LimitReader(zeros{}, size)), nil }})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := layer.Build(in); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("Build with a %d-byte file allocated %d bytes, want under 16 MiB (streamed)", size, alloc)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// Names USTAR cannot encode (longer than its 155+100 bytes, or not ASCII)
+// get a PAX record for that entry only; every other entry stays USTAR.
+func TestNamesUSTARCannotEncode(t *testing.T) {
+	long := "/usr/lib/" + strings.Repeat("d", 120) + "/" + strings.Repeat("n", 150)
+	const utf8 = "/usr/bin/sü-dëmo"
+	in := fixedInput(t)
+	in.Extra = append(in.Extra, layer.File{Path: long, Mode: 0o755, Data: []byte("long")},
+		layer.File{Path: utf8, Mode: 0o755, Data: []byte("utf8")})
+	l, err := layer.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, e := range readLayer(t, l) {
+		name := "/" + strings.TrimSuffix(e.hdr.Name, "/")
+		wantPAX := strings.HasPrefix(name, long[:len(long)-151]) || name == utf8 // the long directory too
+		if (e.hdr.Format == tar.FormatPAX) != wantPAX {
+			t.Errorf("%s: format %v, want PAX only for the names USTAR cannot hold", name, e.hdr.Format)
+		}
+		found[name] = true
+	}
+	if !found[long] || !found[utf8] {
+		t.Errorf("entries %v lack %s or %s", found, long, utf8)
+	}
 }
