@@ -3,9 +3,12 @@ package check
 import (
 	"debug/elf"
 	"fmt"
+	"io"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
+	"syscall"
 )
 
 // Libc names.
@@ -21,14 +24,32 @@ type elfInfo struct {
 	Exports map[string]bool // defined global/weak FUNC and OBJECT symbols
 }
 
-// readELF reads a shared library's libc (from DT_NEEDED: musl's libc is
-// "libc.so", glibc's "libc.so.6"), soname and exported symbols.
+// readELF reads a shared library on the host: see parseELF. The file is
+// opened without blocking and read only if it is a regular file: a FIFO or
+// a device named as a library is refused, not waited on.
 func readELF(path string) (*elfInfo, error) {
-	f, err := elf.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v)", path, fi.Mode().Type())
+	}
+	return parseELF(path, f)
+}
+
+// parseELF reads a shared library's libc (from DT_NEEDED: musl's libc is
+// "libc.so", glibc's "libc.so.6"), soname and exported symbols.
+func parseELF(path string, r io.ReaderAt) (*elfInfo, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("%s: ELF type %s, want a shared library", path, f.Type)
 	}

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
@@ -53,6 +51,9 @@ type ImageOptions struct {
 	// Stress runs the WAL stress test inside the image; nil skips it.
 	Stress *StressOptions
 	Logger logrus.FieldLogger
+	// MaxUnpackedSize caps what the image's layers may unpack to, checked
+	// before anything is unpacked; 0 means imagefs.DefaultMaxUnpackedSize.
+	MaxUnpackedSize int64
 }
 
 // ImageReport is what the checks found inside the image. Problems lists
@@ -81,9 +82,11 @@ type ImageReport struct {
 	// with the graft turned off); MissingOptions those the graft lacks.
 	BaseOptions    []string `json:"base_options,omitempty"`
 	MissingOptions []string `json:"missing_options,omitempty"`
-	// Setuid lists the files with a set-user- or set-group-ID bit.
-	Setuid   []string `json:"setuid,omitempty"`
-	Problems []string `json:"problems,omitempty"`
+	// Setuid lists the files with a set-user- or set-group-ID bit,
+	// Capabilities those with file capabilities.
+	Setuid       []string `json:"setuid,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"`
+	Problems     []string `json:"problems,omitempty"`
 
 	imageProblems []string
 }
@@ -174,11 +177,12 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	}
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	bundle, err := unpackImage(ctx, umoci, opts.Image, tmp)
+	root, err := openImage(ctx, umoci, opts.Image, tmp, opts.MaxUnpackedSize)
 	if err != nil {
 		return fail(err)
 	}
-	root := rootfs(filepath.Join(bundle, "rootfs"))
+	defer root.close()
+	bundle := root.bundle
 	log.WithField("seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds())).Debug("image unpacked")
 
 	libc, loader, err := root.libc()
@@ -199,6 +203,11 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if len(setid) > 0 {
 		ir.problem("set-id files in the image (the loader ignores LD_PRELOAD for them, and they are what makes a bug a privilege escalation): %s", strings.Join(setid, ", "))
 	}
+	if ir.Capabilities, err = root.capabilities(); err != nil {
+		return fail(fmt.Errorf("walk the image's files: %w", err))
+	} else if len(ir.Capabilities) > 0 {
+		ir.problem("files with capabilities in the image (privileged like set-id programs, and the loader ignores LD_PRELOAD for them): %s", strings.Join(ir.Capabilities, ", "))
+	}
 	if len(setgidDirs) > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("set-group-ID directories (group inheritance, not privilege; not failed): %s", strings.Join(setgidDirs, " ")))
 	}
@@ -211,7 +220,7 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if r.Baseline, err = root.resolve(baseline); err != nil {
 		return fail(fmt.Errorf("the base's SQLite: %w; nothing to link the probe against (set the baseline)", err))
 	}
-	baseELF, err := readELF(root.host(r.Baseline))
+	baseELF, err := root.readELF(r.Baseline)
 	if err != nil {
 		return fail(fmt.Errorf("the base's SQLite %s: %w", r.Baseline, err))
 	}
@@ -227,7 +236,7 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if r.Lib, err = root.resolve(graft); err != nil {
 		r.Lib = ""
 		ir.problem("no grafted library: %v", err)
-	} else if graftELF, err = readELF(root.host(r.Lib)); err != nil {
+	} else if graftELF, err = root.readELF(r.Lib); err != nil {
 		ir.problem("the grafted library %s: %v", r.Lib, err)
 	} else {
 		if graftELF.Libc != libc {
@@ -243,7 +252,7 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if err := os.Mkdir(link, 0o755); err != nil {
 		return fail(err)
 	}
-	if err := copyFile(root.host(r.Baseline), filepath.Join(link, "libsqlite3.so.0")); err != nil {
+	if err := root.copyOut(r.Baseline, filepath.Join(link, "libsqlite3.so.0")); err != nil {
 		return fail(err)
 	}
 	probeDir := filepath.Join(tmp, "probe")
@@ -334,26 +343,6 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 		log.WithFields(fields).Info("image check passed")
 	}
 	return ir, err
-}
-
-// unpackImage writes img to an OCI layout under dir and unpacks it with
-// umoci into a runtime bundle, whose path it returns.
-func unpackImage(ctx context.Context, umoci string, img v1.Image, dir string) (string, error) {
-	oci := filepath.Join(dir, "oci")
-	lp, err := layout.Write(oci, empty.Index)
-	if err != nil {
-		return "", fmt.Errorf("write the image to an OCI layout: %w", err)
-	}
-	const tag = "check"
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
-		return "", fmt.Errorf("write the image to an OCI layout: %w", err)
-	}
-	bundle := filepath.Join(dir, "bundle")
-	cmd := exec.CommandContext(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("umoci unpack: %v\n%s", err, strings.TrimSpace(string(out)))
-	}
-	return bundle, nil
 }
 
 // multiarch is Debian's library directory name for this architecture.
@@ -527,12 +516,4 @@ func (ir *ImageReport) runClient(ctx context.Context, c *container, root rootfs,
 			ir.problem("client %s prints source id %q, want %q", strings.Join(client, " "), l, wantID)
 		}
 	}
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o755)
 }

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,15 +9,16 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
@@ -57,6 +59,7 @@ type graft struct {
 	keepSetuid bool                 // no whiteout for the base's setuid file
 	preload    string               // layer.PreloadWrapper: no preload in the config
 	extra      []testbase.File      // one more layer
+	layers     []v1.Layer           // and these on top
 	config     func(cfg *v1.Config) // changes after Env and User are set
 	client     []string             // ImageOptions.Client
 	wrapper    []string             // ImageOptions.Wrapper
@@ -89,6 +92,7 @@ func (b testBase) image(t *testing.T, g graft) v1.Image {
 	if len(g.extra) > 0 {
 		layers = append(layers, testbase.MustLayer(t, g.extra...))
 	}
+	layers = append(layers, g.layers...)
 	img, err := mutate.AppendLayers(base, layers...)
 	if err != nil {
 		t.Fatal(err)
@@ -345,25 +349,33 @@ func TestImageWrapper(t *testing.T) {
 	})
 }
 
-// Paths in an unpacked image resolve as the container would see them:
-// absolute links start again at the image's root, ".." stops there.
+// Paths in an image resolve as the container would see them: absolute
+// links start again at the image's root, ".." stops there.
 func TestRootfsResolve(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+	l, err := testbase.RawLayer(
+		testbase.Entry{Name: "usr/", Type: tar.TypeDir}, testbase.Entry{Name: "usr/lib/", Type: tar.TypeDir},
+		testbase.Entry{Name: "usr/lib/x86_64-linux-gnu/", Type: tar.TypeDir},
+		testbase.Entry{Name: "usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6", Data: []byte("x")},
+		testbase.Entry{Name: "usr/lib/x86_64-linux-gnu/libsqlite3.so.0", Type: tar.TypeSymlink, Link: "libsqlite3.so.0.8.6"},
+		testbase.Entry{Name: "lib", Type: tar.TypeSymlink, Link: "usr/lib"},
+		testbase.Entry{Name: "abs", Type: tar.TypeSymlink, Link: "/lib/x86_64-linux-gnu/libsqlite3.so.0"},
+		testbase.Entry{Name: "usr/lib/escape", Type: tar.TypeSymlink, Link: "../../../../../etc/passwd"},
+		testbase.Entry{Name: "loop", Type: tar.TypeSymlink, Link: "loop"},
+	)
+	if err != nil {
+		t.Fatal(err)
 	}
-	must(os.MkdirAll(filepath.Join(dir, "usr/lib/x86_64-linux-gnu"), 0o755))
-	must(os.WriteFile(filepath.Join(dir, "usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6"), []byte("x"), 0o644))
-	must(os.Symlink("libsqlite3.so.0.8.6", filepath.Join(dir, "usr/lib/x86_64-linux-gnu/libsqlite3.so.0")))
-	must(os.Symlink("usr/lib", filepath.Join(dir, "lib")))
-	must(os.Symlink("/lib/x86_64-linux-gnu/libsqlite3.so.0", filepath.Join(dir, "abs")))
-	must(os.Symlink("../../../../../etc/passwd", filepath.Join(dir, "usr/lib/escape")))
-	must(os.Symlink("loop", filepath.Join(dir, "loop")))
-	root := rootfs(dir)
+	img, err := testbase.WithLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := imagefs.Open(img, imagefs.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.Close()
+	root := rootfs{files: files}
 	for in, want := range map[string]string{
 		"/lib/x86_64-linux-gnu/libsqlite3.so.0": "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6",
 		"/abs":                                  "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6",
@@ -379,6 +391,54 @@ func TestRootfsResolve(t *testing.T) {
 	}
 	if _, err := root.resolve("/loop"); err == nil || !strings.Contains(err.Error(), "symbolic links") {
 		t.Errorf("resolve(/loop) = %v, want a loop error", err)
+	}
+}
+
+// A file capability is privilege as a set-id bit is: the check sees it in
+// the image's layers (umoci's unpacked rootfs may not carry xattrs) and fails.
+func TestImageCapabilityFails(t *testing.T) {
+	t.Parallel()
+	b := testBases[0]
+	bb, err := testbase.SetuidBusybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps, err := testbase.RawLayer(testbase.Entry{Name: "bin/ping-demo", Mode: 0o755, Data: bb, Xattr: map[string]string{imagefs.CapabilityXattr: testbase.Cap}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.check(t, graft{layers: []v1.Layer{caps}})
+	want := "/bin/ping-demo (security.capability)"
+	if err == nil || len(r.Problems) != 1 || !hasImageProblem(r, "files with capabilities") || !hasImageProblem(r, want) {
+		t.Fatalf("Image(file capability) = %v, want only a capability problem naming %s", err, want)
+	}
+}
+
+// A FIFO where the base's library should be is refused, never opened (an
+// open would block the check for good).
+func TestImageFIFOLibrary(t *testing.T) {
+	t.Parallel()
+	b := testBases[0]
+	fifo, err := testbase.RawLayer(testbase.Entry{Name: "usr/lib/.wh.libsqlite3.so.0.8.6"},
+		testbase.Entry{Name: "usr/lib/libsqlite3.so.0.8.6", Type: tar.TypeFifo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.check(t, graft{layers: []v1.Layer{fifo}})
+	if err == nil || !hasImageProblem(r, "/usr/lib/libsqlite3.so.0.8.6: not a regular file (fifo)") {
+		t.Fatalf("Image(FIFO as the base's library) = %v, want the FIFO named", err)
+	}
+}
+
+// The check reads the image's files before it unpacks anything: an image
+// over the unpacked-size cap is refused, the cap named.
+func TestImageSizeCap(t *testing.T) {
+	t.Parallel()
+	b := testBases[0]
+	want := pin(t, "3.51.3")
+	r, err := Image(context.Background(), ImageOptions{Image: b.image(t, graft{}), Want: &want, MaxUnpackedSize: 1 << 20, Logger: testLogger(t)})
+	if err == nil || !hasImageProblem(r, "more than 1.0 MiB") || r.Libc != "" {
+		t.Fatalf("Image(cap 1 MiB) = %v, want the cap named before anything ran", err)
 	}
 }
 

@@ -1,104 +1,149 @@
 package check
 
 import (
-	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 )
 
-// rootfs is an unpacked image filesystem on the host. Paths "in" it are
-// absolute paths as the container sees them; symlinks are followed the way
-// the container would (an absolute target starts again at the rootfs, ".."
-// stops at it), never out onto the host.
-type rootfs string
-
-// host is where the in-image path p (already resolved) lies on the host.
-func (r rootfs) host(p string) string {
-	return filepath.Join(string(r), filepath.FromSlash(path.Clean("/"+p)))
+// rootfs is an image's file system as the check sees it. Facts about its
+// files (set-id bits, file capabilities, the libraries' ELF, /etc/passwd,
+// the libc) are read from the image's layers through imagefs — verified,
+// confined, never by opening a path on the host that the image shaped (a
+// FIFO or a device there is refused, not opened). dir is the same image
+// unpacked by umoci for runc. Paths "in" it are absolute paths as the
+// container sees them; symlinks are followed the way the container would
+// (an absolute target starts again at the image's root, ".." stops at it).
+type rootfs struct {
+	dir    string // the unpacked rootfs on the host, for runc
+	bundle string // the runtime bundle around it
+	files  *imagefs.FS
 }
+
+// openImage writes img to an OCI layout under dir, reads its files from
+// that layout through imagefs (each layer verified, the unpacked size
+// capped at maxUnpacked, 0 meaning imagefs' default), and only then unpacks
+// it with umoci into a runtime bundle: a bomb or a hostile layer is refused
+// before anything is unpacked.
+func openImage(ctx context.Context, umoci string, img v1.Image, dir string, maxUnpacked int64) (rootfs, error) {
+	oci := filepath.Join(dir, "oci")
+	lp, err := layout.Write(oci, empty.Index)
+	if err != nil {
+		return rootfs{}, fmt.Errorf("write the image to an OCI layout: %w", err)
+	}
+	const tag = "check"
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
+		return rootfs{}, fmt.Errorf("write the image to an OCI layout: %w", err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return rootfs{}, err
+	}
+	written, err := lp.Image(d)
+	if err != nil {
+		return rootfs{}, fmt.Errorf("read the image back from its OCI layout: %w", err)
+	}
+	files, err := imagefs.Open(written, imagefs.Limits{MaxUnpackedSize: maxUnpacked})
+	if err != nil {
+		return rootfs{}, fmt.Errorf("the image's files: %w", err)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	cmd := exec.CommandContext(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		files.Close()
+		return rootfs{}, fmt.Errorf("umoci unpack: %v\n%s", err, strings.TrimSpace(string(out)))
+	}
+	return rootfs{dir: filepath.Join(bundle, "rootfs"), bundle: bundle, files: files}, nil
+}
+
+func (r rootfs) close() error { return r.files.Close() }
 
 // resolve follows every symlink in the in-image path p, the last component's
 // too, and returns the real in-image path. A missing component is an error
 // that wraps fs.ErrNotExist.
 func (r rootfs) resolve(p string) (string, error) {
-	const maxLinks = 40
-	todo := strings.Split(path.Clean("/"+p), "/")
-	cur, links := "/", 0
-	for len(todo) > 0 {
-		c := todo[0]
-		todo = todo[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		next := path.Join(cur, c)
-		fi, err := os.Lstat(r.host(next))
-		if err != nil {
-			return "", fmt.Errorf("%s in the image: %w", p, unwrapPathError(err))
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", fmt.Errorf("%s in the image: more than %d symbolic links", p, maxLinks)
-		}
-		target, err := os.Readlink(r.host(next))
-		if err != nil {
-			return "", err
-		}
-		if strings.HasPrefix(target, "/") {
-			cur = "/"
-		}
-		todo = append(strings.Split(target, "/"), todo...)
+	real, err := r.files.Resolve(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s in the image: %w", p, fs.ErrNotExist)
 	}
-	return cur, nil
-}
-
-// unwrapPathError drops the host path from an *fs.PathError.
-func unwrapPathError(err error) error {
-	if pe, ok := err.(*fs.PathError); ok {
-		return pe.Err
+	if err != nil {
+		return "", fmt.Errorf("in the image: %w", err)
 	}
-	return err
+	return real, nil
 }
 
 // isFile reports whether the in-image path p resolves to a regular file.
 func (r rootfs) isFile(p string) bool {
-	real, err := r.resolve(p)
+	e, err := r.files.Stat(p)
+	return err == nil && e.Mode.IsRegular()
+}
+
+// readELF reads the shared library at the in-image path p from the image's
+// layers; anything but a regular file is refused unopened.
+func (r rootfs) readELF(p string) (*elfInfo, error) {
+	e, err := r.files.Stat(p)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	fi, err := os.Stat(r.host(real))
-	return err == nil && fi.Mode().IsRegular()
+	content, err := e.Open()
+	if err != nil {
+		return nil, err
+	}
+	return parseELF(p, content)
+}
+
+// copyOut copies the regular file at the in-image path p to the host file
+// dst (mode 0755).
+func (r rootfs) copyOut(p, dst string) error {
+	e, err := r.files.Stat(p)
+	if err != nil {
+		return err
+	}
+	content, err := e.Open()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, content); err != nil {
+		f.Close()
+		return fmt.Errorf("copy %s out of the image: %w", p, err)
+	}
+	return f.Close()
 }
 
 // libc tells musl from glibc by the dynamic loader the image ships:
 // /lib/ld-musl-$ARCH.so.1, or glibc's ld-linux*.so.* in /lib64 or /lib.
 func (r rootfs) libc() (libc, loader string, err error) {
 	glob := func(dir, pattern string) []string {
-		real, err := r.resolve(dir)
+		entries, err := r.files.ReadDir(dir)
 		if err != nil {
 			return nil
 		}
-		m, _ := filepath.Glob(filepath.Join(r.host(real), pattern))
 		var out []string
-		for _, f := range m {
-			out = append(out, path.Join(dir, filepath.Base(f)))
+		for _, e := range entries {
+			if ok, _ := path.Match(pattern, path.Base(e.Path)); ok {
+				out = append(out, path.Join(dir, path.Base(e.Path)))
+			}
 		}
-		sort.Strings(out)
-		return out
+		return out // sorted: ReadDir is
 	}
 	if m := glob("/lib", "ld-musl-*.so.1"); len(m) > 0 {
 		return Musl, m[0], nil
@@ -115,34 +160,33 @@ func (r rootfs) libc() (libc, loader string, err error) {
 // or set-group-ID bit, as in-image paths with their mode, and separately the
 // directories with the set-group-ID bit (group inheritance, not privilege).
 func (r rootfs) setID() (files, dirs []string, err error) {
-	err = filepath.WalkDir(string(r), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
+	err = r.files.Walk(func(e *imagefs.Entry) error {
+		m := e.Mode
+		if m&fs.ModeSymlink != 0 || m&(fs.ModeSetuid|fs.ModeSetgid) == 0 {
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		m := fi.Mode()
-		if m&(fs.ModeSetuid|fs.ModeSetgid) == 0 {
+		if m.IsDir() {
+			dirs = append(dirs, e.Path)
 			return nil
 		}
-		rel, err := filepath.Rel(string(r), p)
-		if err != nil {
-			return err
-		}
-		in := "/" + filepath.ToSlash(rel)
-		if d.IsDir() {
-			dirs = append(dirs, in)
-			return nil
-		}
-		files = append(files, fmt.Sprintf("%s (%s)", in, setIDKind(m)))
+		files = append(files, fmt.Sprintf("%s (%s)", e.Path, setIDKind(m)))
 		return nil
 	})
 	return files, dirs, err
+}
+
+// capabilities lists the files that carry file capabilities: like a set-id
+// bit, they make a program privileged (and the loader ignores LD_PRELOAD
+// for it).
+func (r rootfs) capabilities() ([]string, error) {
+	var out []string
+	err := r.files.Walk(func(e *imagefs.Entry) error {
+		if _, ok := e.Xattrs[imagefs.CapabilityXattr]; ok {
+			out = append(out, fmt.Sprintf("%s (%s)", e.Path, imagefs.CapabilityXattr))
+		}
+		return nil
+	})
+	return out, err
 }
 
 func setIDKind(m fs.FileMode) string {
@@ -156,6 +200,9 @@ func setIDKind(m fs.FileMode) string {
 	return strings.Join(kinds, "+") + " " + fmt.Sprintf("%04o", fsutil.UnixMode(m))
 }
 
+// maxPasswdSize bounds what is read of the image's /etc/passwd.
+const maxPasswdSize = 16 << 20
+
 // configUID is the uid an image config's User ("name", "uid", "name:group",
 // "uid:gid"; "" is root) stands for, looked up in the image's /etc/passwd
 // when it is a name. ok is false when a name cannot be found.
@@ -167,18 +214,13 @@ func (r rootfs) configUID(user string) (uid int, ok bool) {
 	if n, err := strconv.Atoi(u); err == nil {
 		return n, true
 	}
-	real, err := r.resolve("/etc/passwd")
+	passwd, err := r.files.ReadFile("/etc/passwd", maxPasswdSize)
 	if err != nil {
 		return 0, false
 	}
-	f, err := os.Open(r.host(real))
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
+	// Split by hand: a line of any length is seen, none hides the next.
+	for _, line := range strings.Split(string(passwd), "\n") {
+		fields := strings.Split(line, ":")
 		if len(fields) >= 3 && fields[0] == u {
 			if n, err := strconv.Atoi(fields[2]); err == nil {
 				return n, true

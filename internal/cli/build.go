@@ -2,12 +2,15 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -17,6 +20,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 )
@@ -35,6 +39,9 @@ type BuildOptions struct {
 	PasswordFile string
 	Revision     string
 	DryRun       bool
+	// MaxUnpackedSize caps what a base's (and the finished image's) layers
+	// may unpack to, e.g. "4GiB".
+	MaxUnpackedSize string
 }
 
 func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
@@ -50,6 +57,17 @@ func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PasswordFile, "registry-password-file", "", "file holding the registry password or token")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "resolve the inputs (base digests, pin, patches, recipe), compare them with what the registry holds, print the plan and the reasons, build nothing")
 	fs.StringVar(&o.Revision, "revision", os.Getenv("GITHUB_SHA"), "source revision recorded in org.opencontainers.image.revision")
+	fs.StringVar(&o.MaxUnpackedSize, "max-unpacked-size", humanize.IBytes(uint64(imagefs.DefaultMaxUnpackedSize)),
+		"refuse a base (or finished image) whose layers unpack to more than this, e.g. 512MiB, 8GiB: a small compressed layer can unpack to a disk's worth")
+}
+
+// maxUnpacked parses --max-unpacked-size.
+func (o *BuildOptions) maxUnpacked() (int64, error) {
+	n, err := humanize.ParseBytes(o.MaxUnpackedSize)
+	if err != nil || n == 0 || n > math.MaxInt64 {
+		return 0, usageErrorf("--max-unpacked-size %q: want a size such as 512MiB or 8GiB", o.MaxUnpackedSize)
+	}
+	return int64(n), nil
 }
 
 func (a *app) buildCmd() *cobra.Command {
@@ -113,6 +131,10 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				pushOpts = append(pushOpts, publish.WithAuth(auth))
 				regOpts = []remote.Option{remote.WithAuth(auth)}
 			}
+			maxUnpacked, err := bo.maxUnpacked()
+			if err != nil {
+				return err
+			}
 			stress := check.DefaultStress()
 			ireq := graft.ImageRequest{
 				Def:             def,
@@ -127,6 +149,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				PushOptions:     pushOpts,
 				RegistryOptions: regOpts,
 				Stress:          &stress,
+				MaxUnpackedSize: maxUnpacked,
 			}
 			if bo.Result != "" {
 				// The provenance statement goes beside the result file.
@@ -140,6 +163,9 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				return printPlan(a, plan)
 			}
 			res, err := env.BuildImage(cmd.Context(), ireq)
+			if errors.Is(err, imagefs.ErrTooLarge) {
+				return fmt.Errorf("%w (--max-unpacked-size raises the cap)", err)
+			}
 			if err != nil {
 				return err
 			}

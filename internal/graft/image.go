@@ -23,6 +23,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
@@ -58,6 +59,10 @@ type ImageRequest struct {
 	// ProvenanceFile, when set, receives the in-toto provenance statement.
 	ProvenanceFile string
 	SkipChecks     bool // only for platforms that cannot run here
+	// MaxUnpackedSize caps what an image's layers may unpack to, when the
+	// base is read and when the finished image is checked; 0 means
+	// imagefs.DefaultMaxUnpackedSize.
+	MaxUnpackedSize int64
 }
 
 // BuildImage compiles, assembles, checks and publishes one image definition.
@@ -98,8 +103,38 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		build    *Build
 		base     *image.Base
 	}
-	var imgs []built
+	// Every base is read (each layer verified) and its hardening planned
+	// before anything compiles: a base that is refused costs no compile.
+	limits := imagefs.Limits{MaxUnpackedSize: req.MaxUnpackedSize}
+	type hardened struct {
+		scan             *image.Scan
+		extra            []layer.File
+		whiteouts        []string
+		labels, annotate map[string]string // inherited from the base
+	}
+	var hards []hardened
+	defer func() {
+		for _, h := range hards {
+			h.scan.Close()
+		}
+	}()
 	for _, base := range plan.Bases {
+		scan, err := image.ScanBase(base.Image, limits)
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+		hards = append(hards, hardened{scan: scan})
+		h := &hards[len(hards)-1]
+		if h.extra, h.whiteouts, err = image.Hardening(def, scan); err != nil {
+			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+		if h.labels, h.annotate, err = image.Inherited(base.Image); err != nil {
+			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+	}
+
+	var imgs []built
+	for i, base := range plan.Bases {
 		pl := base.Platform
 		exec, cc, err := req.Compiler(pl)
 		if err != nil {
@@ -112,14 +147,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err != nil {
 			return nil, err
 		}
-		scan, err := image.ScanBase(base.Image)
-		if err != nil {
-			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
-		}
-		extra, whiteouts, err := image.Hardening(def, scan)
-		if err != nil {
-			return nil, err
-		}
+		extra, whiteouts := hards[i].extra, hards[i].whiteouts
 		shell := ""
 		if b.Source.HasShell {
 			shell = filepath.Join(out, "sqlite3")
@@ -152,6 +180,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err != nil {
 			return nil, err
 		}
+		hards[i].scan.Close() // the layer holds its own copy of the base's files now
 		img, err := image.Assemble(image.Graft{
 			Def: def, Base: base, Layer: l, Version: src.Version, SourceID: b.Source.SourceID,
 			SQLite3C: b.Source.SQLite3CSHA3, Archive: b.Source.ArchiveSHA3, Created: created,
@@ -178,7 +207,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 				continue
 			}
 			e.Log.WithField("platform", b.platform.String()).Info("checking the image under runc")
-			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Logger: e.Log}
+			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Logger: e.Log, MaxUnpackedSize: req.MaxUnpackedSize}
 			if def.Preload == imagedef.PreloadWrapper {
 				opts.Wrapper = []string{layer.WrapperPath}
 			}
@@ -219,6 +248,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 	}
 	prov, err := provenance.Statement(provenance.Input{
 		Subjects: subjects, Image: def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
+		InheritedLabels: hards[0].labels, InheritedAnnotations: hards[0].annotate,
 		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
 		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
 		Patches: provPatches(first.build.Source.Patches), Recipe: first.build.Plan, Toolchain: first.build.Toolchain,

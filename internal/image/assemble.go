@@ -60,10 +60,7 @@ func Assemble(g Graft) (v1.Image, error) {
 	}
 	cfg := *cf.Config.DeepCopy()
 
-	labels := map[string]string{}
-	for k, v := range cfg.Labels {
-		labels[k] = v
-	}
+	labels := withoutOwned(cfg.Labels)
 	for k, v := range g.annotations() {
 		labels[k] = v
 	}
@@ -80,7 +77,7 @@ func Assemble(g Graft) (v1.Image, error) {
 	}
 	cfg.Env = env
 
-	img, err := mutate.Append(base, mutate.Addendum{
+	img, err := mutate.Append(withoutOwnedAnnotations{base}, mutate.Addendum{
 		Layer: l,
 		History: v1.History{
 			Created:   v1.Time{Time: g.Created},
@@ -101,6 +98,72 @@ func Assemble(g Graft) (v1.Image, error) {
 		return nil, err
 	}
 	return mutate.Annotations(img, g.annotations()).(v1.Image), nil
+}
+
+// ownedKeys are the label and annotation keys whose values describe the
+// grafted image itself, so a base's value would be false: the graft's own
+// value replaces it, and where the graft has none (a build without a
+// revision) the base's is dropped, never inherited. So are all keys under
+// OwnedPrefix. Every other key of the base passes into the image and is
+// listed in the provenance (Inherited).
+var ownedKeys = map[string]bool{
+	"org.opencontainers.image.created":       true,
+	"org.opencontainers.image.version":       true,
+	"org.opencontainers.image.revision":      true,
+	"org.opencontainers.image.source":        true,
+	"org.opencontainers.image.url":           true,
+	"org.opencontainers.image.documentation": true,
+	"org.opencontainers.image.title":         true,
+	"org.opencontainers.image.description":   true,
+	"org.opencontainers.image.licenses":      true,
+	"org.opencontainers.image.ref.name":      true,
+	"org.opencontainers.image.base.name":     true,
+	"org.opencontainers.image.base.digest":   true,
+}
+
+// OwnedPrefix marks the keys of sqlite-graft's own labels and annotations.
+const OwnedPrefix = "io.github.sqlite-graft."
+
+// Owned reports whether a label or annotation key belongs to the graft.
+func Owned(key string) bool { return ownedKeys[key] || strings.HasPrefix(key, OwnedPrefix) }
+
+func withoutOwned(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if !Owned(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Inherited returns the base's config labels and manifest annotations that
+// pass into the grafted image: every key the graft does not own.
+func Inherited(base v1.Image) (labels, annotations map[string]string, err error) {
+	cf, err := base.ConfigFile()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := base.Manifest()
+	if err != nil {
+		return nil, nil, err
+	}
+	return withoutOwned(cf.Config.Labels), withoutOwned(m.Annotations), nil
+}
+
+// withoutOwnedAnnotations is a base whose manifest annotations lack the
+// graft's keys: mutate builds the new manifest from the base's, and
+// mutate.Annotations only adds.
+type withoutOwnedAnnotations struct{ v1.Image }
+
+func (b withoutOwnedAnnotations) Manifest() (*v1.Manifest, error) {
+	m, err := b.Image.Manifest()
+	if err != nil || len(m.Annotations) == 0 {
+		return m, err
+	}
+	m = m.DeepCopy()
+	m.Annotations = withoutOwned(m.Annotations)
+	return m, nil
 }
 
 func (g Graft) annotations() map[string]string {

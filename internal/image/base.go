@@ -4,24 +4,20 @@
 package image
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
 )
 
@@ -67,60 +63,107 @@ func Pull(ctx context.Context, ref string, platform v1.Platform, opts ...remote.
 	return b, nil
 }
 
-// Scan is what the graft needs from the base's flattened file system.
+// Scan is what the graft needs from the base's flattened file system, read
+// through imagefs: every layer verified against its digest before anything
+// in it is used, names confined to the image, the unpacked size capped.
+// Close releases it (set-id contents are read from it until then).
 type Scan struct {
-	Passwd, Group []byte          // /etc/passwd and /etc/group, nil if absent
-	SetID         []SetIDFile     // regular files with set-uid or set-gid bits
-	Exists        map[string]bool // every path, for whiteouts of things that are there
+	Passwd, Group Account
+	// SetID are the regular files with a set-user- or set-group-ID bit or a
+	// file capability (security.capability), at their real paths, every name
+	// of a hard-linked one, sorted by path.
+	SetID []SetIDFile
+	files *imagefs.FS
 }
 
-// SetIDFile is a set-id program of the base.
-type SetIDFile struct {
+// Account is /etc/passwd or /etc/group of the base.
+type Account struct {
+	// Path is the real path: /etc/passwd, or where its symlink leads inside
+	// the image (resolved as the container resolves it, never on the host).
 	Path string
-	Mode fs.FileMode // the raw Unix mode bits (04755 for a set-uid program)
 	Data []byte
+	Err  error // why it cannot be extended: missing, a dangling symlink, not a regular file, too large
 }
+
+// SetIDFile is a privileged program of the base.
+type SetIDFile struct {
+	Path       string
+	Mode       fs.FileMode // the raw Unix mode bits (04755 for a set-uid program)
+	Capability bool        // it carries file capabilities
+	Size       int64
+	Open       func() (io.ReadCloser, error)
+}
+
+// maxAccountSize bounds what is read of /etc/passwd and /etc/group.
+const maxAccountSize = 16 << 20
 
 // ScanBase reads the flattened file system of img once.
-func ScanBase(img v1.Image) (*Scan, error) {
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	s := &Scan{Exists: map[string]bool{}}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
+func ScanBase(img v1.Image, lim imagefs.Limits) (*Scan, error) {
+	files, err := imagefs.Open(img, lim)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scan{files: files, Passwd: readAccount(files, "/etc/passwd"), Group: readAccount(files, "/etc/group")}
+	err = files.Walk(func(e *imagefs.Entry) error {
+		_, capability := e.Xattrs[imagefs.CapabilityXattr]
+		if !e.Mode.IsRegular() || (e.Mode&(fs.ModeSetuid|fs.ModeSetgid) == 0 && !capability) {
+			return nil
 		}
+		r, err := e.Open()
 		if err != nil {
-			return nil, fmt.Errorf("reading the base's file system: %w", err)
+			return err
 		}
-		p := "/" + strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		s.Exists[p] = true
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		switch {
-		case p == "/etc/passwd" || p == "/etc/group":
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				return nil, err
-			}
-			if p == "/etc/passwd" {
-				s.Passwd = data
-			} else {
-				s.Group = data
-			}
-		case h.Mode&(04000|02000) != 0:
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				return nil, err
-			}
-			s.SetID = append(s.SetID, SetIDFile{Path: p, Mode: fs.FileMode(h.Mode & 07777), Data: data})
+		s.SetID = append(s.SetID, SetIDFile{Path: e.Path, Mode: fs.FileMode(fsutil.UnixMode(e.Mode)), Capability: capability, Size: e.Size,
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(r, 0, e.Size)), nil }})
+		return nil
+	})
+	if err != nil {
+		files.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the base's files.
+func (s *Scan) Close() error { return s.files.Close() }
+
+// readAccount reads an account file, following a symlink inside the image:
+// the user is added where the base's programs read it, and the base's users
+// stay. What cannot be read is recorded, not guessed around.
+func readAccount(files *imagefs.FS, p string) Account {
+	a := Account{Path: p}
+	l, err := files.Lstat(p)
+	if err != nil {
+		a.Err = fmt.Errorf("the base has no %s", p)
+		return a
+	}
+	e, err := files.Stat(p)
+	if err != nil {
+		a.Err = fmt.Errorf("the base's %s is a symlink to %q, which does not lead to a file in the image: %v", p, l.Link, err)
+		return a
+	}
+	a.Path = e.Path
+	switch {
+	case !e.Mode.IsRegular():
+		a.Err = fmt.Errorf("the base's %s (%s) is not a regular file (%v)", p, e.Path, e.Mode.Type())
+	case e.Size > maxAccountSize:
+		a.Err = fmt.Errorf("the base's %s (%s) has %d bytes, more than %d", p, e.Path, e.Size, maxAccountSize)
+	default:
+		if a.Data, err = files.ReadFile(e.Path, maxAccountSize); err != nil {
+			a.Err = fmt.Errorf("the base's %s: %w", p, err)
 		}
 	}
-	sort.Slice(s.SetID, func(i, j int) bool { return s.SetID[i].Path < s.SetID[j].Path })
-	return s, nil
+	return a
+}
+
+// real is the real path of p in the base (symlinked parents followed, the
+// last component not), if p exists.
+func (s *Scan) real(p string) (string, bool) {
+	e, err := s.files.Lstat(p)
+	if err != nil {
+		return "", false
+	}
+	return e.Path, true
 }
 
 // packageManagers are the paths removed by hardening.remove_package_manager,
@@ -131,33 +174,43 @@ var packageManagers = map[string][]string{
 }
 
 // Hardening turns the definition's switches into layer content: set-id bits
-// cleared by rewriting those files without them (the program stays, the
-// privilege goes: LD_PRELOAD is ignored for set-id programs), the package
-// manager hidden by whiteouts, and the image's user added to /etc/passwd and
-// /etc/group when the base lacks it.
+// and file capabilities cleared by rewriting those files without them (the
+// program stays, the privilege goes: LD_PRELOAD is ignored for privileged
+// programs; every name of a hard-linked file is rewritten, since a name left
+// alone keeps the privileged file), the package manager hidden by whiteouts,
+// and the image's user added to /etc/passwd and /etc/group when the base
+// lacks it. A base whose account files cannot be read is refused rather
+// than given a one-line file that would drop every user.
 func Hardening(def *imagedef.Definition, s *Scan) (extra []layer.File, whiteouts []string, err error) {
 	if def.Hardening.StripSetuid {
 		for _, f := range s.SetID {
-			extra = append(extra, layer.File{Path: f.Path, Mode: f.Mode & 0o755, Data: f.Data})
+			extra = append(extra, layer.File{Path: f.Path, Mode: fs.FileMode(f.Mode & 0o755), Open: f.Open, Size: f.Size})
 		}
 	}
 	if def.Hardening.RemovePackageManager {
+		seen := map[string]bool{}
 		for _, p := range packageManagers[def.Libc] {
-			if s.Exists[p] {
-				whiteouts = append(whiteouts, p)
+			if real, ok := s.real(p); ok && !seen[real] {
+				seen[real] = true
+				whiteouts = append(whiteouts, real)
 			}
 		}
 	}
 	if def.User.UID != 0 {
-		passwd, group, err := withUser(s.Passwd, s.Group, def.User)
+		for _, a := range []Account{s.Passwd, s.Group} {
+			if a.Err != nil {
+				return nil, nil, fmt.Errorf("%w: cannot add the image's user %s (%d)", a.Err, def.User.Name, def.User.UID)
+			}
+		}
+		passwd, group, err := withUser(s.Passwd.Data, s.Group.Data, def.User)
 		if err != nil {
 			return nil, nil, err
 		}
 		if passwd != nil {
-			extra = append(extra, layer.File{Path: "/etc/passwd", Mode: 0o644, Data: passwd})
+			extra = append(extra, layer.File{Path: s.Passwd.Path, Mode: 0o644, Data: passwd})
 		}
 		if group != nil {
-			extra = append(extra, layer.File{Path: "/etc/group", Mode: 0o644, Data: group})
+			extra = append(extra, layer.File{Path: s.Group.Path, Mode: 0o644, Data: group})
 		}
 	}
 	return extra, whiteouts, nil
@@ -179,10 +232,12 @@ func withUser(passwd, group []byte, u imagedef.User) ([]byte, []byte, error) {
 	return addP, addG, nil
 }
 
+// addEntry returns file with line added, or nil when the entry is there.
+// Lines are split by hand: no line is too long to be seen, so no entry after
+// a long one can hide.
 func addEntry(file []byte, what, name string, id int, line string, idField int) ([]byte, error) {
-	sc := bufio.NewScanner(bytes.NewReader(file))
-	for sc.Scan() {
-		f := strings.Split(sc.Text(), ":")
+	for _, l := range strings.Split(string(file), "\n") {
+		f := strings.Split(strings.TrimSuffix(l, "\r"), ":")
 		if len(f) <= idField {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
 )
 
@@ -40,10 +41,11 @@ func TestEnvPutsGraftFirst(t *testing.T) {
 }
 
 func TestHardeningOnARealBase(t *testing.T) {
-	s, err := ScanBase(testbase.Musl(t))
+	s, err := ScanBase(testbase.Musl(t), imagefs.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	if len(s.SetID) != 1 || s.SetID[0].Path != testbase.MuslSetuid || s.SetID[0].Mode&0o4000 == 0 {
 		t.Fatalf("ScanBase set-id files = %+v, want %s", s.SetID, testbase.MuslSetuid)
 	}
@@ -55,18 +57,18 @@ func TestHardeningOnARealBase(t *testing.T) {
 	byPath := map[string]string{}
 	for _, f := range extra {
 		byPath[f.Path] = string(f.Data)
-		if f.Path == testbase.MuslSetuid && (f.Mode&0o6000 != 0 || len(f.Data) != len(s.SetID[0].Data)) {
-			t.Errorf("%s rewritten with mode %o and %d bytes, want no set-id bits and the same content", f.Path, f.Mode, len(f.Data))
+		if f.Path == testbase.MuslSetuid && (f.Mode&0o6000 != 0 || f.Size != s.SetID[0].Size || f.Open == nil) {
+			t.Errorf("%s rewritten with mode %o and %d bytes, want no set-id bits and the same content", f.Path, f.Mode, f.Size)
 		}
 	}
-	if !strings.Contains(byPath["/etc/passwd"], "nonroot:x:65532:65532:") || !strings.HasPrefix(byPath["/etc/passwd"], string(s.Passwd)) {
+	if !strings.Contains(byPath["/etc/passwd"], "nonroot:x:65532:65532:") || !strings.HasPrefix(byPath["/etc/passwd"], string(s.Passwd.Data)) {
 		t.Errorf("/etc/passwd = %q, want the base's plus nonroot", byPath["/etc/passwd"])
 	}
 	if !strings.Contains(byPath["/etc/group"], "nonroot:x:65532:") {
 		t.Errorf("/etc/group = %q, want nonroot", byPath["/etc/group"])
 	}
 	// A user that already exists is not added twice.
-	s.Passwd, s.Group = []byte(byPath["/etc/passwd"]), []byte(byPath["/etc/group"])
+	s.Passwd.Data, s.Group.Data = []byte(byPath["/etc/passwd"]), []byte(byPath["/etc/group"])
 	extra, _, _ = Hardening(&imagedef.Definition{Libc: imagedef.Musl, User: imagedef.DefaultUser}, s)
 	if len(extra) != 0 {
 		t.Errorf("Hardening with the user present = %v, want nothing", extra)

@@ -76,8 +76,11 @@ type User struct {
 
 // Hardening says what is taken out of the base.
 type Hardening struct {
-	// StripSetuid removes set-id bits: LD_PRELOAD is ignored for setuid
-	// programs, so they would keep the distro's SQLite.
+	// StripSetuid removes set-id bits and file capabilities
+	// (security.capability xattrs): LD_PRELOAD is ignored for privileged
+	// programs, so they would keep the distro's SQLite. Each such file is
+	// rewritten in the graft layer, same content, without the bits and
+	// without any xattr (every name of a hard-linked one).
 	StripSetuid          bool `json:"strip_setuid"`
 	RemovePackageManager bool `json:"remove_package_manager"`
 }

@@ -246,7 +246,7 @@ func TestRefuses(t *testing.T) {
 }
 
 func TestSizeCap(t *testing.T) {
-	bomb, err := testbase.BombLayer("zeros", 64<<20)
+	bomb, err := testbase.ZerosLayer("zeros", 0o644, 64<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,12 @@ type Input struct {
 	BaseDigest string // sha256:...
 	SQLite     string // version, e.g. 3.51.3 (externalParameters.sqlite; may be empty)
 
+	// InheritedLabels and InheritedAnnotations are the base's config labels
+	// and manifest annotations that pass into the image unchanged (those the
+	// graft does not own), recorded on the base dependency as
+	// inherited_labels and inherited_annotations.
+	InheritedLabels, InheritedAnnotations map[string]string
+
 	SourceURL    string // where the archive came from ("" : not recorded)
 	ArchiveSHA3  string // "" for a directory source
 	SQLite3CSHA3 string
@@ -144,7 +150,24 @@ func Build(in Input) (*intoto.Statement, error) {
 	if err != nil {
 		return nil, err
 	}
-	deps = append(deps, &intoto.ResourceDescriptor{Name: "base", Uri: "oci://" + in.Base, Digest: baseDigest})
+	base := &intoto.ResourceDescriptor{Name: "base", Uri: "oci://" + in.Base, Digest: baseDigest}
+	inherited := map[string]any{}
+	for key, m := range map[string]map[string]string{"inherited_labels": in.InheritedLabels, "inherited_annotations": in.InheritedAnnotations} {
+		if len(m) == 0 {
+			continue
+		}
+		kv := map[string]any{}
+		for k, v := range m {
+			kv[k] = v
+		}
+		inherited[key] = kv
+	}
+	if len(inherited) > 0 {
+		if base.Annotations, err = structpb.NewStruct(inherited); err != nil {
+			return nil, fmt.Errorf("provenance: inherited labels: %w", err)
+		}
+	}
+	deps = append(deps, base)
 
 	src := &intoto.ResourceDescriptor{Name: "sqlite-source", Uri: in.SourceURL}
 	if in.ArchiveSHA3 != "" {

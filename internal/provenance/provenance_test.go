@@ -3,6 +3,7 @@ package provenance
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,10 +43,12 @@ func input() Input {
 		Recipe: map[string]any{"steps": []step{
 			{Name: "lib", Argv: []string{"cc", "-O2", "-DSQLITE_ENABLE_FTS5", "-shared", "-o", "libsqlite3.so.0", "sqlite3.c"}},
 		}},
-		Toolchain:   "gcc (Debian 14.2.0-19) 14.2.0",
-		ToolVersion: "0.3.0",
-		Started:     when,
-		Finished:    when,
+		Toolchain:            "gcc (Debian 14.2.0-19) 14.2.0",
+		ToolVersion:          "0.3.0",
+		Started:              when,
+		Finished:             when,
+		InheritedLabels:      map[string]string{"maintainer": "base team", "org.opencontainers.image.vendor": "Example"},
+		InheritedAnnotations: map[string]string{"com.example.scan": "passed"},
 	}
 }
 
@@ -103,6 +106,12 @@ func TestStatementRoundTrip(t *testing.T) {
 	for _, d := range def.GetResolvedDependencies() {
 		if d.GetName() == "sqlite3.c" && d.GetAnnotations().AsMap()["source_id"] != sourceID {
 			t.Errorf("sqlite3.c annotations = %v", d.GetAnnotations())
+		}
+		// The base's labels and annotations that passed into the image.
+		if a := d.GetAnnotations().AsMap(); d.GetName() == "base" &&
+			(fmt.Sprint(a["inherited_labels"]) != "map[maintainer:base team org.opencontainers.image.vendor:Example]" ||
+				fmt.Sprint(a["inherited_annotations"]) != "map[com.example.scan:passed]") {
+			t.Errorf("base annotations = %v, want the inherited labels and annotations", a)
 		}
 	}
 

@@ -74,16 +74,18 @@ func RawLayer(entries ...Entry) (v1.Layer, error) {
 	return gzipLayer(raw.Bytes())
 }
 
-// BombLayer is a layer holding one file of size zero bytes at name: a few
-// hundred kilobytes compressed, size bytes unpacked.
-func BombLayer(name string, size int64) (v1.Layer, error) {
+// ZerosLayer is a layer holding one file of size zero bytes at name with
+// the raw Unix mode bits mode (04755: a large set-uid program): a few
+// hundred kilobytes compressed, size bytes unpacked — a gzip bomb when size
+// is large. The content is never held in memory.
+func ZerosLayer(name string, mode, size int64) (v1.Layer, error) {
 	var gz bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 	if err != nil {
 		return nil, err
 	}
 	tw := tar.NewWriter(zw)
-	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: Epoch}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode, Size: size, ModTime: Epoch}); err != nil {
 		return nil, err
 	}
 	if _, err := io.CopyN(tw, zeros{}, size); err != nil {

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -12,9 +11,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 )
 
 // File is one entry of a layer built by Layer.
@@ -111,33 +110,17 @@ func MustLayer(t testing.TB, files ...File) v1.Layer {
 }
 
 // ReadFile returns the contents of the regular file p (absolute) in the
-// image's flattened filesystem.
+// image's flattened filesystem, read through imagefs.
 func ReadFile(t testing.TB, img v1.Image, p string) []byte {
 	t.Helper()
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	want := strings.TrimPrefix(p, "/")
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("testbase: read %s: %v", p, err)
-		}
-		if strings.TrimPrefix(path.Clean("/"+h.Name), "/") != want {
-			continue
-		}
-		if h.Typeflag != tar.TypeReg {
-			t.Fatalf("testbase: %s is not a regular file in the image (tar type %q)", p, h.Typeflag)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+	files, err := imagefs.Open(img, imagefs.Limits{})
+	if err != nil {
+		t.Fatalf("testbase: read %s: %v", p, err)
 	}
-	t.Fatalf("testbase: %s is not in the image", p)
-	return nil
+	defer files.Close()
+	b, err := files.ReadFile(p, 1<<30)
+	if err != nil {
+		t.Fatalf("testbase: read %s: %v", p, err)
+	}
+	return b
 }
