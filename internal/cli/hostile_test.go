@@ -152,6 +152,16 @@ func hostileCases() []hostileCase {
 		},
 		refused: []string{`base /etc/passwd: "nonroot" has id 1000, want 65532`},
 	}, {
+		// The graft layer's directory entries would replace the symlink,
+		// hiding what the base keeps behind it.
+		name: "usr-local-symlink",
+		layers: func(t *testing.T, _ string) []v1.Layer {
+			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "opt/", Type: tar.TypeDir}, testbase.Entry{Name: "opt/local/", Type: tar.TypeDir},
+				testbase.Entry{Name: "opt/local/bin/", Type: tar.TypeDir}, testbase.Entry{Name: "opt/local/bin/app", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
+				testbase.Entry{Name: "usr/.wh.local"}, testbase.Entry{Name: "usr/local", Type: tar.TypeSymlink, Link: "/opt/local"})}
+		},
+		refused: []string{`/usr/local is a symlink to "/opt/local" in the base`},
+	}, {
 		name: "fifo-at-library",
 		layers: func(t *testing.T, _ string) []v1.Layer {
 			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "usr/lib/.wh.libsqlite3.so.0.8.6"},

@@ -105,32 +105,14 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 	}
 	// Every base is read (each layer verified) and its hardening planned
 	// before anything compiles: a base that is refused costs no compile.
-	limits := imagefs.Limits{MaxUnpackedSize: req.MaxUnpackedSize}
-	type hardened struct {
-		scan             *image.Scan
-		extra            []layer.File
-		whiteouts        []string
-		labels, annotate map[string]string // inherited from the base
-	}
-	var hards []hardened
+	hards, err := hardenBases(def, plan, imagefs.Limits{MaxUnpackedSize: req.MaxUnpackedSize})
 	defer func() {
 		for _, h := range hards {
 			h.scan.Close()
 		}
 	}()
-	for _, base := range plan.Bases {
-		scan, err := image.ScanBase(base.Image, limits)
-		if err != nil {
-			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
-		}
-		hards = append(hards, hardened{scan: scan})
-		h := &hards[len(hards)-1]
-		if h.extra, h.whiteouts, err = image.Hardening(def, scan); err != nil {
-			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
-		}
-		if h.labels, h.annotate, err = image.Inherited(base.Image); err != nil {
-			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
-		}
+	if err != nil {
+		return nil, err
 	}
 
 	var imgs []built
@@ -248,7 +230,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 	}
 	prov, err := provenance.Statement(provenance.Input{
 		Subjects: subjects, Image: def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
-		InheritedLabels: hards[0].labels, InheritedAnnotations: hards[0].annotate,
+		InheritedLabels: hards[0].labels, InheritedAnnotations: hards[0].annotation,
 		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
 		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
 		Patches: provPatches(first.build.Source.Patches), Recipe: first.build.Plan, Toolchain: first.build.Toolchain,
@@ -316,6 +298,43 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		tags = append(tags, tag.TagStr())
 	}
 	return publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
+}
+
+// hardened is what hardening adds to one base.
+type hardened struct {
+	scan               *image.Scan // open until the graft layer holds its copies
+	extra              []layer.File
+	whiteouts          []string
+	labels, annotation map[string]string // the base's, inherited
+}
+
+// hardenBases reads each base of the plan and plans its hardening; the
+// scans it returns (also with an error) are the caller's to close.
+func hardenBases(def *imagedef.Definition, plan *BuildPlan, limits imagefs.Limits) ([]hardened, error) {
+	var hards []hardened
+	for _, base := range plan.Bases {
+		scan, err := image.ScanBase(base.Image, limits)
+		if err != nil {
+			return hards, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+		h := hardened{scan: scan}
+		hards = append(hards, h)
+		if h.extra, h.whiteouts, err = image.Hardening(def, scan); err != nil {
+			return hards, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+		written := []string{layer.LibraryFile(plan.Version), layer.ShellPath, layer.WrapperPath, layer.LicensePath, layer.MetadataPath, SBOMPath}
+		for _, f := range h.extra {
+			written = append(written, f.Path)
+		}
+		if err := scan.CheckParents(written...); err != nil {
+			return hards, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+		if h.labels, h.annotation, err = image.Inherited(base.Image); err != nil {
+			return hards, fmt.Errorf("base %s: %w", base.Digest, err)
+		}
+		hards[len(hards)-1] = h
+	}
+	return hards, nil
 }
 
 // SBOMPath is where the image carries its SPDX document.

@@ -104,7 +104,7 @@ func Assemble(g Graft) (v1.Image, error) {
 // grafted image itself, so a base's value would be false: the graft's own
 // value replaces it, and where the graft has none (a build without a
 // revision) the base's is dropped, never inherited. So are all keys under
-// OwnedPrefix. Every other key of the base passes into the image and is
+// ownedPrefix. Every other key of the base passes into the image and is
 // listed in the provenance (Inherited).
 var ownedKeys = map[string]bool{
 	"org.opencontainers.image.created":       true,
@@ -121,16 +121,16 @@ var ownedKeys = map[string]bool{
 	"org.opencontainers.image.base.digest":   true,
 }
 
-// OwnedPrefix marks the keys of sqlite-graft's own labels and annotations.
-const OwnedPrefix = "io.github.sqlite-graft."
+// ownedPrefix marks the keys of sqlite-graft's own labels and annotations.
+const ownedPrefix = "io.github.sqlite-graft."
 
-// Owned reports whether a label or annotation key belongs to the graft.
-func Owned(key string) bool { return ownedKeys[key] || strings.HasPrefix(key, OwnedPrefix) }
+// owned reports whether a label or annotation key belongs to the graft.
+func owned(key string) bool { return ownedKeys[key] || strings.HasPrefix(key, ownedPrefix) }
 
 func withoutOwned(m map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range m {
-		if !Owned(k) {
+		if !owned(k) {
 			out[k] = v
 		}
 	}

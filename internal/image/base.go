@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 
@@ -164,6 +165,21 @@ func (s *Scan) real(p string) (string, bool) {
 		return "", false
 	}
 	return e.Path, true
+}
+
+// CheckParents refuses a base in which a parent directory of a path the
+// graft layer writes is a symlink: the layer's directory entry would replace
+// the symlink with a directory, hiding whatever the base keeps behind it.
+func (s *Scan) CheckParents(paths ...string) error {
+	for _, p := range paths {
+		for d := path.Dir(p); d != "/" && d != "."; d = path.Dir(d) {
+			e, err := s.files.Lstat(d)
+			if err == nil && e.Mode&fs.ModeSymlink != 0 {
+				return fmt.Errorf("%s is a symlink to %q in the base: the graft layer would replace it with a directory to write %s", d, e.Link, p)
+			}
+		}
+	}
+	return nil
 }
 
 // packageManagers are the paths removed by hardening.remove_package_manager,

@@ -51,7 +51,7 @@ const DefaultMaxUnpackedSize int64 = 4 << 30
 
 // ErrTooLarge is wrapped by the error of an image whose layers unpack to more
 // than the cap.
-var ErrTooLarge = errors.New("unpacked size over the cap")
+var ErrTooLarge = errors.New("over the unpacked-size cap")
 
 // Limits bound what Open reads.
 type Limits struct {
@@ -203,7 +203,7 @@ func fetchVerified(l v1.Layer, digest, diffID v1.Hash, budget, limit int64) (*os
 		return fail(fmt.Errorf("read: %w", err))
 	}
 	if n > budget {
-		return fail(fmt.Errorf("the image's layers unpack to more than %s (%d bytes), the cap: %w", humanize.IBytes(uint64(limit)), limit, ErrTooLarge))
+		return fail(fmt.Errorf("the image's layers unpack to more than %s (%d bytes): %w", humanize.IBytes(uint64(limit)), limit, ErrTooLarge))
 	}
 	// Whatever follows the compressed stream counts for the digest too, and a
 	// verifying reader reports a mismatch only at its end.
@@ -608,14 +608,14 @@ func (e *Entry) Open() (*io.SectionReader, error) {
 }
 
 // ReadFile returns the content of the regular file p leads to, refusing one
-// larger than max bytes.
-func (f *FS) ReadFile(p string, max int64) ([]byte, error) {
+// larger than limit bytes.
+func (f *FS) ReadFile(p string, limit int64) ([]byte, error) {
 	e, err := f.Stat(p)
 	if err != nil {
 		return nil, err
 	}
-	if e.Mode.IsRegular() && e.Size > max {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d this reads", e.Path, e.Size, max)
+	if e.Mode.IsRegular() && e.Size > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d this reads", e.Path, e.Size, limit)
 	}
 	r, err := e.Open()
 	if err != nil {

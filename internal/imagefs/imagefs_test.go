@@ -128,16 +128,7 @@ func TestFlatten(t *testing.T) {
 		"/usr/bin/su":   `-rwxr-xr-x "new su" nlink=1`,
 		"/usr/bin/su2":  `urwxr-xr-x "old su" nlink=1`, // the hard link keeps the old file, set-uid bit and all
 	}
-	for p, w := range want {
-		if got[p] != w {
-			t.Errorf("%s = %q, want %q", p, got[p], w)
-		}
-	}
-	for p := range got {
-		if _, ok := want[p]; !ok {
-			t.Errorf("%s = %q, want no such entry", p, got[p])
-		}
-	}
+	sameTree(t, "imagefs", got, want)
 	e, err := f.Lstat("/bin/ping") // through the symlinked directory
 	if err != nil || e.Path != "/usr/bin/ping" || e.Xattrs[imagefs.CapabilityXattr] != testbase.Cap {
 		t.Errorf("Lstat(/bin/ping) = %+v, %v; want /usr/bin/ping with its capability", e, err)
@@ -203,14 +194,20 @@ func TestFlattenMatchesUmoci(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sameTree(t, "umoci", got, want)
+}
+
+// sameTree fails for every path where got and want differ.
+func sameTree(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
 	for p, w := range want {
 		if got[p] != w {
-			t.Errorf("umoci: %s = %q, imagefs: %q", p, got[p], w)
+			t.Errorf("%s: %s = %q, want %q", what, p, got[p], w)
 		}
 	}
 	for p := range got {
 		if _, ok := want[p]; !ok {
-			t.Errorf("umoci: %s = %q, imagefs: no such entry", p, got[p])
+			t.Errorf("%s: %s = %q, want no such entry", what, p, got[p])
 		}
 	}
 }

@@ -97,10 +97,7 @@ func ZerosLayer(name string, mode, size int64) (v1.Layer, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	blob := gz.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(blob)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+	return blobLayer(gz.Bytes())
 }
 
 type zeros struct{}
@@ -119,7 +116,11 @@ func gzipLayer(raw []byte) (v1.Layer, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	blob := gz.Bytes()
+	return blobLayer(gz.Bytes())
+}
+
+// blobLayer is the OCI layer whose compressed bytes are blob.
+func blobLayer(blob []byte) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(blob)), nil
 	}, tarball.WithMediaType(types.OCILayer))
