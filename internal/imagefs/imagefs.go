@@ -56,15 +56,21 @@ var ErrTooLarge = errors.New("over the unpacked-size cap")
 // Limits bound what Open reads.
 type Limits struct {
 	// MaxUnpackedSize caps the sum of the layers' uncompressed sizes; 0 means
-	// DefaultMaxUnpackedSize.
+	// DefaultMaxUnpackedSize. It also caps the number of entries, which
+	// are held in memory: one per EntryBytes of it (1,048,576 at 4 GiB), so
+	// that a layer of empty files cannot exhaust memory within the size cap.
 	MaxUnpackedSize int64
 }
+
+// EntryBytes is how many bytes of MaxUnpackedSize allow one entry.
+const EntryBytes = 4 << 10
 
 // FS is the flattened file system of one image. Close releases its
 // temporary files; readers opened from it stop working then.
 type FS struct {
-	root   *node
-	layers []*os.File
+	root    *node
+	layers  []*os.File
+	entries int64 // left before the cap
 }
 
 // node is one name in the tree; hard links share an inode.
@@ -93,7 +99,7 @@ type Entry struct {
 	GID    int
 	Size   int64             // regular files
 	Link   string            // symlinks: the target, as written
-	Xattrs map[string]string // extended attributes (tar PAX SCHILY.xattr.*), e.g. security.capability
+	Xattrs map[string]string // security.capability when the file has one (no other attribute is kept)
 	Layer  v1.Hash           // digest of the layer the entry came from
 	Nlink  int               // names sharing this file (hard links) in the image
 
@@ -121,7 +127,8 @@ func Open(img v1.Image, lim Limits) (*FS, error) {
 	if len(cf.RootFS.DiffIDs) != len(layers) {
 		return nil, fmt.Errorf("image config lists %d diffIDs for %d layers", len(cf.RootFS.DiffIDs), len(layers))
 	}
-	f := &FS{root: &node{children: map[string]*node{}, ino: &inode{mode: fs.ModeDir | 0o755, nlink: 1}}}
+	f := &FS{root: &node{children: map[string]*node{}, ino: &inode{mode: fs.ModeDir | 0o755, nlink: 1}},
+		entries: max(lim.MaxUnpackedSize/EntryBytes, 1<<12)}
 	budget := lim.MaxUnpackedSize
 	for i, l := range layers {
 		digest, err := l.Digest()
@@ -247,6 +254,9 @@ func (f *FS) apply(src *os.File, size int64, layer v1.Hash) error {
 		if h.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
+		if f.entries--; f.entries < 0 {
+			return fmt.Errorf("more entries than the image may hold (one per %d bytes of the unpacked-size cap): %w", EntryBytes, ErrTooLarge)
+		}
 		name, err := cleanName(h.Name)
 		if err != nil {
 			return err
@@ -288,7 +298,9 @@ func (f *FS) apply(src *os.File, size int64, layer v1.Hash) error {
 		default:
 			return fmt.Errorf("entry %q: tar type %q not supported", h.Name, h.Typeflag)
 		}
-		e.ino.xattrs = xattrs(h)
+		if e.ino.xattrs, err = xattrs(h); err != nil {
+			return fmt.Errorf("entry %q: %w", h.Name, err)
+		}
 		entries = append(entries, e)
 	}
 
@@ -317,9 +329,15 @@ const (
 	opaqueWhiteout     = ".wh..wh..opq"
 )
 
+// pathMax is Linux's PATH_MAX: no runtime makes a longer name.
+const pathMax = 4096
+
 // cleanName is a tar name relative to the root, refusing names that leave
 // it.
 func cleanName(name string) (string, error) {
+	if len(name) >= pathMax {
+		return "", fmt.Errorf("entry %.64q...: a name of %d bytes (PATH_MAX is %d)", name, len(name), pathMax)
+	}
 	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, `\`) {
 		return "", fmt.Errorf("entry %q: an absolute name", name)
 	}
@@ -339,20 +357,21 @@ func isSparse(h *tar.Header) bool {
 	return false
 }
 
-// xattrs are an entry's extended attributes: SCHILY.xattr.* as Go and
-// runtimes write and apply them, and libarchive's LIBARCHIVE.xattr.* (name
-// URL-encoded, value base64).
-func xattrs(h *tar.Header) map[string]string {
+// maxCapability bounds a file capability's value: the kernel's are 20
+// bytes (revision 2) or 24 (revision 3).
+const maxCapability = 64
+
+// xattrs keeps of an entry's extended attributes the one that matters here,
+// security.capability: written as SCHILY.xattr.* (what Go and runtimes
+// write and apply) or libarchive's LIBARCHIVE.xattr.* (name URL-encoded,
+// value base64). Others are dropped, so memory stays bounded.
+func xattrs(h *tar.Header) (map[string]string, error) {
 	var out map[string]string
 	for k, v := range h.PAXRecords {
-		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if out == nil {
-				out = map[string]string{}
-			}
-			out[name] = v
-		} else if name, ok := strings.CutPrefix(k, "LIBARCHIVE.xattr."); ok {
-			if out == nil {
-				out = map[string]string{}
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok {
+			if name, ok = strings.CutPrefix(k, "LIBARCHIVE.xattr."); !ok {
+				continue
 			}
 			if n, err := url.QueryUnescape(name); err == nil {
 				name = n
@@ -360,10 +379,16 @@ func xattrs(h *tar.Header) map[string]string {
 			if b, err := base64.StdEncoding.DecodeString(v); err == nil {
 				v = string(b)
 			}
-			out[name] = v
 		}
+		if name != CapabilityXattr {
+			continue
+		}
+		if len(v) > maxCapability {
+			return nil, fmt.Errorf("%s of %d bytes is no file capability (at most %d)", name, len(v), maxCapability)
+		}
+		out = map[string]string{name: v}
 	}
-	return out
+	return out, nil
 }
 
 // whiteout hides a name of the lower layers, or with an opaque whiteout

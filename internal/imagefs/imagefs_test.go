@@ -223,6 +223,8 @@ func TestRefuses(t *testing.T) {
 		"hardlink none":  {[][]testbase.Entry{{hardlink("etc/x", "etc/nothing")}}, []string{`"etc/x"`, "etc/nothing", "file does not exist"}},
 		"duplicate":      {[][]testbase.Entry{{file("etc/passwd", "a", 0), file("./etc/passwd", "b", 0)}}, []string{"/etc/passwd appears twice", `"etc/passwd"`, `"etc/passwd"`}},
 		"duplicate real": {[][]testbase.Entry{{dir("usr/bin/"), symlink("bin", "usr/bin"), file("bin/x", "a", 0), file("usr/bin/x", "b", 0)}}, []string{"/usr/bin/x appears twice"}},
+		"name too long":  {[][]testbase.Entry{{file(strings.Repeat("d/", 2100)+"f", "x", 0)}}, []string{"a name of 4201 bytes"}},
+		"capability":     {[][]testbase.Entry{{{Name: "bin/x", Xattr: map[string]string{imagefs.CapabilityXattr: strings.Repeat("c", 100)}}}}, []string{`"bin/x"`, "no file capability"}},
 		"under a file":   {[][]testbase.Entry{{file("etc", "a", 0), file("etc/passwd", "b", 0)}}, []string{`"etc/passwd"`, "not a directory"}},
 	} {
 		img := image(t, tc.layers...)
@@ -262,6 +264,25 @@ func TestSizeCap(t *testing.T) {
 	f, err := imagefs.Open(img, imagefs.Limits{MaxUnpackedSize: 65 << 20})
 	if err != nil {
 		t.Fatalf("Open(64 MiB unpacked, cap 65 MiB) = %v", err)
+	}
+	f.Close()
+}
+
+// A layer of empty files cannot exhaust memory within the size cap: entries
+// are capped too, one per EntryBytes of it (at least 4096).
+func TestEntryCap(t *testing.T) {
+	var many []testbase.Entry
+	for i := range 5000 {
+		many = append(many, testbase.Entry{Name: fmt.Sprintf("f%d", i)})
+	}
+	img := image(t, many)
+	_, err := imagefs.Open(img, imagefs.Limits{MaxUnpackedSize: 16 << 20})
+	if !errors.Is(err, imagefs.ErrTooLarge) || !strings.Contains(err.Error(), "more entries") {
+		t.Errorf("Open(5000 entries, cap 16 MiB) = %v, want the entry cap named", err)
+	}
+	f, err := imagefs.Open(img, imagefs.Limits{MaxUnpackedSize: 32 << 20})
+	if err != nil {
+		t.Fatalf("Open(5000 entries, cap 32 MiB) = %v", err)
 	}
 	f.Close()
 }
