@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -191,6 +193,40 @@ func unpack(t *testing.T, img v1.Image, dir string) {
 		if err := os.Chmod(filepath.Join(dir, h.Name), h.FileInfo().Mode()&(fs.ModePerm|fs.ModeSticky)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The bare bases are the same without any SQLite: no libsqlite3 file, no
+// client, nothing else changed.
+func TestBareBases(t *testing.T) {
+	t.Parallel()
+	for _, b := range []struct {
+		name       string
+		full, bare func(testing.TB) v1.Image
+	}{{"musl", testbase.Musl, testbase.MuslBare}, {"glibc", testbase.Glibc, testbase.GlibcBare}} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			full, bare := entries(t, b.full(t)), entries(t, b.bare(t))
+			var gone []string
+			for p := range full {
+				if bare[p] == nil {
+					gone = append(gone, p)
+				}
+			}
+			for p := range bare {
+				if full[p] == nil {
+					t.Errorf("%s is only in the bare base", p)
+				}
+			}
+			sort.Strings(gone)
+			want := map[string][]string{
+				"musl":  {testbase.Client, "/usr/lib/libsqlite3.so.0", "/usr/lib/libsqlite3.so.0.8.6"},
+				"glibc": {testbase.Client, testbase.GlibcLibrary, "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6"},
+			}[b.name]
+			if !slices.Equal(gone, want) {
+				t.Errorf("files only in the full base = %v, want %v", gone, want)
+			}
+		})
 	}
 }
 
