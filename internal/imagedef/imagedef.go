@@ -53,9 +53,16 @@ type Definition struct {
 	Libc       string `json:"libc"`
 	// Toolchain is the base's own command that installs a C toolchain,
 	// run in the base by the Dagger executor.
-	Toolchain    string       `json:"toolchain"`
-	DistroSQLite string       `json:"distro_sqlite,omitempty"` // informative
-	SQLite       pins.Version `json:"sqlite"`                  // pinned and fixed
+	Toolchain string `json:"toolchain"`
+	// DistroSQLite is the version of the distribution's SQLite package
+	// (what `apk add sqlite-libs` / `apt-get install libsqlite3-0`
+	// installs), DistroPackage its name and DistroRepository where its
+	// index lives: the downstream image check fetches that package, at that
+	// version, when the base carries no SQLite of its own.
+	DistroSQLite     string       `json:"distro_sqlite,omitempty"`
+	DistroPackage    string       `json:"distro_package,omitempty"`
+	DistroRepository string       `json:"distro_repository,omitempty"`
+	SQLite           pins.Version `json:"sqlite"` // pinned and fixed
 	Platforms    []string     `json:"platforms"`               // os/arch[/variant]
 	Repository   string       `json:"repository"`
 	TagTemplates []string     `json:"tags"` // text/template over TagData
@@ -103,6 +110,8 @@ type raw struct {
 	Libc         string        `yaml:"libc"`
 	Toolchain    string        `yaml:"toolchain"`
 	DistroSQLite string        `yaml:"distro_sqlite"`
+	DistroPkg    string        `yaml:"distro_package"`
+	DistroRepo   string        `yaml:"distro_repository"`
 	SQLite       string        `yaml:"sqlite"`
 	Platforms    []string      `yaml:"platforms"`
 	Repository   string        `yaml:"repository"`
@@ -389,11 +398,12 @@ func (p *parsed) validate(pf *pins.File) (*Definition, error) {
 	d := &Definition{
 		File: p.file, Name: r.Name, Base: r.Base, BaseDigest: r.BaseDigest, Libc: r.Libc,
 		Toolchain: r.Toolchain, DistroSQLite: p.scalarText("distro_sqlite", r.DistroSQLite),
+		DistroPackage: r.DistroPkg, DistroRepository: r.DistroRepo,
 		Platforms: r.Platforms, Repository: r.Repository, TagTemplates: r.Tags,
 		Preload: r.Preload, AllowRoot: r.AllowRoot, User: DefaultUser, Hardening: DefaultHardening,
 	}
 	for _, check := range []func(*Definition) error{
-		p.checkName, p.checkBase, p.checkLibc, p.checkToolchain, p.checkSQLite(pf),
+		p.checkName, p.checkBase, p.checkLibc, p.checkToolchain, p.checkSQLite(pf), p.checkDistroPackage,
 		p.checkPlatforms, p.checkRepository, p.checkPreload, p.checkUser, p.checkHardening,
 		p.checkTags, // last: renders with the validated SQLite and base
 	} {
