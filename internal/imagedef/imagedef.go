@@ -62,14 +62,14 @@ type Definition struct {
 	DistroSQLite     string       `json:"distro_sqlite,omitempty"`
 	DistroPackage    string       `json:"distro_package,omitempty"`
 	DistroRepository string       `json:"distro_repository,omitempty"`
-	SQLite           pins.Version `json:"sqlite"` // pinned and fixed
-	Platforms    []string     `json:"platforms"`               // os/arch[/variant]
-	Repository   string       `json:"repository"`
-	TagTemplates []string     `json:"tags"` // text/template over TagData
-	Preload      string       `json:"preload"`
-	AllowRoot    bool         `json:"allow_root,omitempty"`
-	User         User         `json:"user"`
-	Hardening    Hardening    `json:"hardening"`
+	SQLite           pins.Version `json:"sqlite"`    // pinned and fixed
+	Platforms        []string     `json:"platforms"` // os/arch[/variant]
+	Repository       string       `json:"repository"`
+	TagTemplates     []string     `json:"tags"` // text/template over TagData
+	Preload          string       `json:"preload"`
+	AllowRoot        bool         `json:"allow_root,omitempty"`
+	User             User         `json:"user"`
+	Hardening        Hardening    `json:"hardening"`
 
 	tags []*template.Template
 }
