@@ -40,7 +40,7 @@ type Compiler func(platform v1.Platform) (recipe.Executor, string, error)
 // ImageRequest is one `build`.
 type ImageRequest struct {
 	Def       *imagedef.Definition
-	Source    SourceRequest // a zero Version means the definition's
+	Source    SourceRequest // a zero Version means the definition's (imagedef.Definition.Version)
 	Base      string        // overrides Def.Base
 	Platforms []v1.Platform // default: the definition's
 	Compiler  Compiler
@@ -58,6 +58,9 @@ type ImageRequest struct {
 	// ProvenanceFile, when set, receives the in-toto provenance statement.
 	ProvenanceFile string
 	SkipChecks     bool // only for platforms that cannot run here
+	// Downstream gets the distribution's SQLite package for the downstream
+	// check of a base without a SQLite of its own.
+	Downstream Downstream
 }
 
 // BuildImage compiles, assembles, checks and publishes one image definition.
@@ -97,6 +100,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		sbom     []byte
 		build    *Build
 		base     *image.Base
+		checks   *downstreamPlan
 	}
 	var imgs []built
 	for _, base := range plan.Bases {
@@ -117,6 +121,15 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
 		}
 		extra, whiteouts, err := image.Hardening(def, scan)
+		if err != nil {
+			return nil, err
+		}
+		// runc runs this machine's architecture only; other platforms are
+		// checked where they run (the Dagger path).
+		runnable := pl.OS == "linux" && pl.Architecture == runtime.GOARCH
+		// What the checks compare the graft with; a package the downstream
+		// check needs and cannot have stops the build here.
+		checks, err := planChecks(ctx, def, pl, runnable, req.SkipChecks, scan.Exists[check.DistroLibrary(def.Libc)], req.Downstream, log)
 		if err != nil {
 			return nil, err
 		}
@@ -161,13 +174,10 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err != nil {
 			return nil, err
 		}
-		// runc runs this machine's architecture only; other platforms are
-		// checked where they run (the Dagger path).
-		runnable := pl.OS == "linux" && pl.Architecture == runtime.GOARCH
 		if !runnable {
 			log.Warn("cannot run this platform's image here: its checks are skipped")
 		}
-		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks, sbom: sbomJSON, build: b, base: base})
+		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks, sbom: sbomJSON, build: b, base: base, checks: checks})
 	}
 
 	// The checks run inside each finished image, before anything is written.
@@ -178,7 +188,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 				continue
 			}
 			e.Log.WithField("platform", b.platform.String()).Info("checking the image under runc")
-			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Logger: e.Log}
+			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Logger: e.Log, BaselineKind: b.checks.baseline}
 			if def.Preload == imagedef.PreloadWrapper {
 				opts.Wrapper = []string{layer.WrapperPath}
 			}
@@ -186,9 +196,28 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			if err != nil {
 				return fmt.Errorf("image check (%s): %w", b.platform, err)
 			}
-			e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "user": r.User}).Info("image check passed")
+			e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "user": r.User, "baseline": r.BaselineKind}).Info("image check passed")
+			if pkg := b.checks.pkg; pkg != nil {
+				e.Log.WithField("platform", b.platform.String()).Infof("downstream check: a throwaway copy of the image with %s %s added", pkg.Name, pkg.Version)
+				start := time.Now()
+				r, err := CheckDownstream(ctx, b.img, pkg, opts)
+				if err != nil {
+					return fmt.Errorf("image check (%s): %w", b.platform, err)
+				}
+				e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "baseline": r.BaselinePackage + " (" + r.Report.BaselineVersion + ")",
+					"seconds": fmt.Sprintf("%.2f", time.Since(start).Seconds())}).Info("downstream check passed")
+			}
 		}
 		return nil
+	}
+
+	// What the checks compared the graft with, per platform, for the result.
+	checkRecords := func() []publish.Check {
+		var out []publish.Check
+		for _, b := range imgs {
+			out = append(out, b.checks.record)
+		}
+		return out
 	}
 
 	var artifact publish.Artifact = imgs[0].img
@@ -217,7 +246,21 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			subjects = append(subjects, provenance.Subject{Name: plan.Repository + " (" + b.platform.String() + ")", Digest: d.String()})
 		}
 	}
+	// How each platform's image is checked downstream, and with what.
+	var downstream []string
+	var checkPackages []provenance.CheckPackage
+	for _, b := range imgs {
+		d, pkgs := b.checks.provenance()
+		if d != "" && len(imgs) > 1 {
+			d = b.platform.String() + ": " + d
+		}
+		if d != "" {
+			downstream = append(downstream, d)
+		}
+		checkPackages = append(checkPackages, pkgs...)
+	}
 	prov, err := provenance.Statement(provenance.Input{
+		DownstreamCheck: strings.Join(downstream, "; "), CheckPackages: checkPackages,
 		Subjects: subjects, Image: def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
 		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
 		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
@@ -265,6 +308,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err != nil {
 			return nil, err
 		}
+		res.Checks = checkRecords()
 		// Beside the layout, where a person or a scanner finds them.
 		for file, data := range map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov} {
 			if err := fsutil.WriteFileAtomic(filepath.Join(req.Output, file), data, 0o644); err != nil {
@@ -285,7 +329,11 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		}
 		tags = append(tags, tag.TagStr())
 	}
-	return publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
+	res, err := publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
+	if res != nil && !res.Unchanged {
+		res.Checks = checkRecords()
+	}
+	return res, err
 }
 
 // SBOMPath is where the image carries its SPDX document.

@@ -129,7 +129,7 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	def := req.Def
 	v := req.Source.Version
 	if v == (pins.Version{}) {
-		v = def.SQLite
+		v, _ = def.Version("") // the definition's: see imagedef.Definition.Version
 	}
 	if err := pins.WALResetError(v); err != nil {
 		return nil, fmt.Errorf("%s: refused: %w", def.File, err)
