@@ -31,7 +31,7 @@ type result struct {
 	Checks            []publish.Check
 }
 
-func buildArgs(t *testing.T, def, base, push string, extra ...string) ([]string, string) {
+func buildArgs(t testing.TB, def, base, push string, extra ...string) ([]string, string) {
 	res := filepath.Join(t.TempDir(), "result.json")
 	args := append([]string{"build", "--local", "--image", def, "--base", base, "--from", moduleZip(t, "3.51.3"),
 		"--push", push, "--result", res}, cacheArgs(t)...)
@@ -71,7 +71,7 @@ func pulledBack(t *testing.T, reg *registrytest.Registry, ref string, kind check
 	return r
 }
 
-func embeddedPin(t *testing.T, v string) (pins.Pin, error) {
+func embeddedPin(t testing.TB, v string) (pins.Pin, error) {
 	r := sqliteGraft(t, "versions", "--json")
 	var f pins.File
 	if err := json.Unmarshal([]byte(r.stdout), &f); err != nil {

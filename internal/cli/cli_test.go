@@ -28,7 +28,7 @@ func sqliteGraft(t testing.TB, args ...string) run {
 
 // cacheArgs shares the build cache with testbuild, so a variant that another
 // package compiled is not compiled again.
-func cacheArgs(t *testing.T) []string {
+func cacheArgs(t testing.TB) []string {
 	dir, err := fixtures.CacheDir()
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func cacheArgs(t *testing.T) []string {
 	return []string{"--cache-dir", dir, "--log-level", "warn"}
 }
 
-func moduleZip(t *testing.T, version string) string {
+func moduleZip(t testing.TB, version string) string {
 	t.Helper()
 	zip, err := fixtures.GoModuleZip("github.com/mattn/go-sqlite3", fixtures.GoSQLite3Module[version])
 	if err != nil {

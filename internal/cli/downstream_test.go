@@ -31,7 +31,7 @@ const muslPackageVersion = testbase.MuslVersion + "-r0"
 // alpineMirror serves an Alpine repository (real .apk and APKINDEX layout)
 // holding sqlite-libs muslPackageVersion; it returns the repository URL and
 // the .apk's path.
-func alpineMirror(t *testing.T) (repository, apk string) {
+func alpineMirror(t testing.TB) (repository, apk string) {
 	t.Helper()
 	dir := t.TempDir()
 	repoDir := filepath.Join(dir, "alpine", "v3.21", "main")
@@ -41,13 +41,13 @@ func alpineMirror(t *testing.T) (repository, apk string) {
 
 // debianMirror serves Debian's real bookworm index and libsqlite3-0 .deb
 // (fixtures.Debian) as a mirror; it returns the repository URL.
-func debianMirror(t *testing.T) (string, fixtures.DebianArchive) {
+func debianMirror(t testing.TB) (string, fixtures.DebianArchive) {
 	t.Helper()
 	a := fixtures.Debian(t)
 	return a.Repository(serveDir(t, a.Root)), a
 }
 
-func serveDir(t *testing.T, dir string) string {
+func serveDir(t testing.TB, dir string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
@@ -56,7 +56,7 @@ func serveDir(t *testing.T, dir string) string {
 
 // definition is the shipped definition name, its distro_sqlite set to the
 // package version the test's mirror serves (a copy; "" keeps the file).
-func definition(t *testing.T, name, distroSQLite string) string {
+func definition(t testing.TB, name, distroSQLite string) string {
 	t.Helper()
 	file := filepath.Join("..", "..", "images", name+".yaml")
 	if distroSQLite == "" {
