@@ -249,6 +249,17 @@ func TestBuildDownstreamFailures(t *testing.T) {
 	}
 	tagAbsent(t, reg, repo+":tampered")
 
+	// A downstream check that fails: the package's library is not what its
+	// version says (3.46.1 inside a package labelled 3.48.0-r4).
+	mislabelled := t.TempDir()
+	testbase.AlpineRepository(t, filepath.Join(mislabelled, "alpine", "v3.21", "main"), testbase.SQLiteLibs(t, "3.48.0-r4", testbuild.MuslBaseline(t)))
+	args, _ = buildArgs(t, definition(t, "alpine-3.21", ""), bare, repo+":mislabelled", "--distro-repository", serveDir(t, mislabelled)+"/alpine/v3.21/main")
+	r = sqliteGraft(t, args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "downstream check: sqlite-libs 3.48.0-r4") || !strings.Contains(r.stderr, "reports SQLite 3.46.1, want 3.48.0") || !strings.Contains(r.stderr, "nothing pushed") {
+		t.Errorf("build whose downstream check fails = %d, want exit 1 naming the package and versions, nothing pushed:\n%s", r.code, r.stderr)
+	}
+	tagAbsent(t, reg, repo+":mislabelled")
+
 	// Opting out: the build passes, and says so where it is recorded.
 	args, resPath := buildArgs(t, def, bare, repo+":skipped", "--distro-repository", empty, "--skip-downstream-check")
 	if r := sqliteGraft(t, args...); r.code != 0 {
