@@ -118,16 +118,22 @@ func (ir *ImageReport) compareWithBaseline(ctx context.Context, c *container, en
 	r.Problems = append(r.Problems, d.Problems...)
 	r.Notes = append(r.Notes, d.Notes...)
 	if graftELF != nil {
-		var other []string
-		r.MissingSymbols, other = compareSymbols(baseELF.Exports, graftELF.Exports)
-		if len(other) > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("exported symbols: the baseline library also exports %d that are not SQLite's API (such as %s); not compared",
-				len(other), strings.Join(other[:min(3, len(other))], ", ")))
-		}
-		if len(r.MissingSymbols) > 0 {
-			r.problem("exported symbols: the baseline library exports %d the graft does not: %s (programs fail with \"symbol not found\")",
-				len(r.MissingSymbols), strings.Join(r.MissingSymbols, " "))
-		}
+		r.checkExports(baseELF, graftELF, "the graft")
 	}
 	return nil
+}
+
+// checkExports fails lib (named what) for each public SQLite symbol the
+// baseline exports and lib does not.
+func (r *Report) checkExports(baseline, lib *elfInfo, what string) {
+	var other []string
+	r.MissingSymbols, other = compareSymbols(baseline.Exports, lib.Exports)
+	if len(other) > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("exported symbols: the baseline also exports %d that are not SQLite's API (such as %s); not compared",
+			len(other), strings.Join(other[:min(3, len(other))], ", ")))
+	}
+	if len(r.MissingSymbols) > 0 {
+		r.problem("exported symbols: the baseline exports %d %s does not: %s (programs fail with \"symbol not found\")",
+			len(r.MissingSymbols), what, strings.Join(r.MissingSymbols, " "))
+	}
 }

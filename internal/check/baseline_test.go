@@ -1,8 +1,6 @@
 package check
 
 import (
-	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,24 +46,6 @@ func (b testBase) packageFiles(t *testing.T) []testbase.File {
 	}
 }
 
-// checkWith runs Image on b's image described by g, with the baseline set.
-func (b testBase) checkWith(t *testing.T, g graft, kind BaselineKind, baseline, pkg string) (*ImageReport, error) {
-	t.Helper()
-	want := pin(t, "3.51.3")
-	r, err := Image(context.Background(), ImageOptions{
-		Image: b.image(t, g), Want: &want, Stress: g.stress, Logger: testLogger(t),
-		BaselineKind: kind, Baseline: baseline, BaselinePackage: pkg,
-	})
-	if r == nil {
-		t.Fatalf("Image() = nil report, %v", err)
-	}
-	if err != nil || g.logReport {
-		rb, _ := json.MarshalIndent(r, "", "  ")
-		t.Logf("report:\n%s", rb)
-	}
-	return r, err
-}
-
 // A base without a SQLite of its own is checked as such: the probe, linked
 // against the soname alone, gets the graft and nothing else; the stress test
 // runs; there is nothing to compare compile options with, and the report
@@ -76,7 +56,7 @@ func TestImageBaselineNone(t *testing.T) {
 		t.Run(b.libc, func(t *testing.T) {
 			t.Parallel()
 			st := smallStress
-			r, err := b.bare().checkWith(t, graft{stress: &st}, BaselineNone, "", "")
+			r, err := b.bare().check(t, graft{stress: &st, baselineKind: BaselineNone})
 			if err != nil {
 				t.Fatalf("Image(bare %s + graft, baseline none) = %v", b.libc, err)
 			}
@@ -102,21 +82,21 @@ func TestImageBaselineMismatch(t *testing.T) {
 	b := testBases[0]
 	t.Run("bare-as-base", func(t *testing.T) {
 		t.Parallel()
-		_, err := b.bare().checkWith(t, graft{}, BaselineBase, "", "")
+		_, err := b.bare().check(t, graft{baselineKind: BaselineBase})
 		if err == nil || !strings.Contains(err.Error(), testbase.MuslLibrary+" in the image: no such file") || !strings.Contains(err.Error(), "baseline none") {
 			t.Errorf("Image(bare base, baseline base) = %v, want the missing %s and baseline none named", err, testbase.MuslLibrary)
 		}
 	})
 	t.Run("full-as-bare", func(t *testing.T) {
 		t.Parallel()
-		_, err := b.checkWith(t, graft{}, BaselineNone, "", "")
+		_, err := b.check(t, graft{baselineKind: BaselineNone})
 		if err == nil || !strings.Contains(err.Error(), "carries a SQLite of its own ("+testbase.MuslLibrary) {
 			t.Errorf("Image(base with SQLite, baseline none) = %v, want its own library named", err)
 		}
 	})
 	t.Run("package-unnamed", func(t *testing.T) {
 		t.Parallel()
-		_, err := b.checkWith(t, graft{}, BaselinePackage, "", "")
+		_, err := b.check(t, graft{baselineKind: BaselinePackage})
 		if err == nil || !strings.Contains(err.Error(), "name the package") {
 			t.Errorf("Image(baseline package, none named) = %v, want an error", err)
 		}
@@ -137,8 +117,8 @@ func TestImageBaselinePackage(t *testing.T) {
 		t.Run(b.libc, func(t *testing.T) {
 			t.Parallel()
 			pkgName := "distro-sqlite " + b.version
-			g := graft{extra: b.packageFiles(t)}
-			r, err := b.bare().checkWith(t, g, BaselinePackage, b.lib, pkgName)
+			g := graft{extra: b.packageFiles(t), baselineKind: BaselinePackage, baseline: b.lib, baselinePkg: pkgName}
+			r, err := b.bare().check(t, g)
 			if err != nil {
 				t.Fatalf("Image(bare %s + graft + package) = %v", b.libc, err)
 			}
@@ -152,7 +132,7 @@ func TestImageBaselinePackage(t *testing.T) {
 			}
 
 			g.config = noPreload
-			r, err = b.bare().checkWith(t, g, BaselinePackage, b.lib, pkgName)
+			r, err = b.bare().check(t, g)
 			switch b.libc {
 			case Glibc:
 				distro := filepath.Dir(b.lib) + "/libsqlite3.so.0.8.6"

@@ -3,7 +3,6 @@ package distropkg
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"io"
 	"path"
@@ -73,15 +72,9 @@ func (p *Package) layer() (v1.Layer, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	blob := gz.Bytes()
+	// An uncompressed tar: go-containerregistry gzips it (a throwaway
+	// layer, so its digest need not be pinned).
+	blob := raw.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(blob)), nil
 	}, tarball.WithMediaType(types.OCILayer))

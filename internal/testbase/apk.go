@@ -14,9 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -137,20 +135,10 @@ type tarEntry struct {
 // apkData is the data segment of files (parent directories added) and the
 // installed size.
 func apkData(files []File) ([]byte, int, error) {
-	byPath := map[string]File{}
-	for _, f := range files {
-		byPath[f.Path] = f
-		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
-			if _, ok := byPath[d]; !ok {
-				byPath[d] = Dir(d, 0o755)
-			}
-		}
+	byPath, paths, err := tree(files)
+	if err != nil {
+		return nil, 0, err
 	}
-	paths := make([]string, 0, len(byPath))
-	for p := range byPath {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
 	var entries []tarEntry
 	size := 0
 	for _, p := range paths {
