@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -82,6 +83,8 @@ func planDownstream(ctx context.Context, def *imagedef.Definition, pl v1.Platfor
 		p.record.Downstream = "skipped: " + FlagSkipDownstream + " (the base carries no SQLite; a program an application image links against the distribution's package was not checked)"
 		log.Warnf("downstream check %s", p.record.Downstream)
 		return p, nil
+	case (def.DistroPackage == "" || def.DistroSQLite == "") && d.Package != "":
+		return nil, fmt.Errorf("%s %s: %s names no distro_package and distro_sqlite to check the file against", FlagDistroPackage, d.Package, def.File)
 	case def.DistroPackage == "" || def.DistroSQLite == "":
 		return nil, fmt.Errorf("%s: the base carries no SQLite of its own (no %s), so the image is checked downstream too, with the distribution's SQLite package added; "+
 			"the definition names none: add distro_sqlite, distro_package and distro_repository, give the package with %s FILE, or skip the check with %s (recorded in the result and the provenance)",
@@ -119,6 +122,34 @@ func planDownstream(ctx context.Context, def *imagedef.Definition, pl v1.Platfor
 	p.record.Downstream = pkg.Name + " " + pkg.Version
 	p.record.Package = &publish.CheckPackage{Name: pkg.Name, Version: pkg.Version, Origin: pkg.Origin, SHA256: pkg.SHA256, Verified: pkg.Verified}
 	return p, nil
+}
+
+// checkRecords are the plans as the result file records them.
+func checkRecords(plans []*downstreamPlan) []publish.Check {
+	var out []publish.Check
+	for _, p := range plans {
+		out = append(out, p.record)
+	}
+	return out
+}
+
+// downstreamProvenance is how every platform's image was checked
+// downstream (each named by its platform when there are several), and the
+// packages used, as the provenance statement records them.
+func downstreamProvenance(plans []*downstreamPlan) (string, []provenance.CheckPackage) {
+	var how []string
+	var pkgs []provenance.CheckPackage
+	for _, p := range plans {
+		d, ps := p.provenance()
+		if d != "" && len(plans) > 1 {
+			d = p.record.Platform + ": " + d
+		}
+		if d != "" {
+			how = append(how, d)
+		}
+		pkgs = append(pkgs, ps...)
+	}
+	return strings.Join(how, "; "), pkgs
 }
 
 // provenance is the plan as the provenance statement records it.

@@ -103,6 +103,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		checks   *downstreamPlan
 	}
 	var imgs []built
+	var checkPlans []*downstreamPlan
 	for _, base := range plan.Bases {
 		pl := base.Platform
 		exec, cc, err := req.Compiler(pl)
@@ -178,6 +179,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			log.Warn("cannot run this platform's image here: its checks are skipped")
 		}
 		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks, sbom: sbomJSON, build: b, base: base, checks: checks})
+		checkPlans = append(checkPlans, checks)
 	}
 
 	// The checks run inside each finished image, before anything is written.
@@ -211,15 +213,6 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		return nil
 	}
 
-	// What the checks compared the graft with, per platform, for the result.
-	checkRecords := func() []publish.Check {
-		var out []publish.Check
-		for _, b := range imgs {
-			out = append(out, b.checks.record)
-		}
-		return out
-	}
-
 	var artifact publish.Artifact = imgs[0].img
 	if len(imgs) > 1 {
 		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
@@ -246,21 +239,9 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			subjects = append(subjects, provenance.Subject{Name: plan.Repository + " (" + b.platform.String() + ")", Digest: d.String()})
 		}
 	}
-	// How each platform's image is checked downstream, and with what.
-	var downstream []string
-	var checkPackages []provenance.CheckPackage
-	for _, b := range imgs {
-		d, pkgs := b.checks.provenance()
-		if d != "" && len(imgs) > 1 {
-			d = b.platform.String() + ": " + d
-		}
-		if d != "" {
-			downstream = append(downstream, d)
-		}
-		checkPackages = append(checkPackages, pkgs...)
-	}
+	downstream, checkPackages := downstreamProvenance(checkPlans)
 	prov, err := provenance.Statement(provenance.Input{
-		DownstreamCheck: strings.Join(downstream, "; "), CheckPackages: checkPackages,
+		DownstreamCheck: downstream, CheckPackages: checkPackages,
 		Subjects: subjects, Image: def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
 		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
 		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
@@ -308,7 +289,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err != nil {
 			return nil, err
 		}
-		res.Checks = checkRecords()
+		res.Checks = checkRecords(checkPlans)
 		// Beside the layout, where a person or a scanner finds them.
 		for file, data := range map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov} {
 			if err := fsutil.WriteFileAtomic(filepath.Join(req.Output, file), data, 0o644); err != nil {
@@ -331,7 +312,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 	}
 	res, err := publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
 	if res != nil && !res.Unchanged {
-		res.Checks = checkRecords()
+		res.Checks = checkRecords(checkPlans)
 	}
 	return res, err
 }
