@@ -627,9 +627,9 @@ func stringTable(strs []string) ([]byte, map[string]uint32) {
 				offsets[s] = offsets[prev] + uint32(len(prev)-len(s))
 				continue
 			}
+			// After the predecessor's NUL; a tail-merged predecessor ends
+			// where the string holding it ends, so this is the next free byte.
 			size = offsets[prev] + uint32(len(prev)) + 1
-			// A tail-merged predecessor ends inside an earlier string: the
-			// next free offset follows the last string placed, as in C.
 		}
 		offsets[s] = size
 	}
