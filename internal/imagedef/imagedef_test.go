@@ -393,3 +393,30 @@ func TestDistroPackageAndVersion(t *testing.T) {
 		t.Errorf("Version(three) = %v, want an error naming it", err)
 	}
 }
+
+// accept_advisories: each entry names a known advisory once, with a reason;
+// errors name the line.
+func TestAcceptAdvisories(t *testing.T) {
+	accept := "accept_advisories:\n  - id: CVE-2026-11822\n    reason: FTS5 is needed for a drop-in library\n  - id: CVE-2026-119374\n    reason: |\n      fixed only in 3.54.0,\n      which is not verifiable offline\n"
+	d, err := imagedef.Parse(file, []byte(valid+accept))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.AcceptAdvisories) != 2 || d.AcceptAdvisories[0].ID != "CVE-2026-11822" || d.AcceptAdvisories[0].Reason != "FTS5 is needed for a drop-in library" ||
+		d.AcceptAdvisories[1].Reason != "fixed only in 3.54.0,\nwhich is not verifiable offline" {
+		t.Errorf("AcceptAdvisories = %+v", d.AcceptAdvisories)
+	}
+	for name, tc := range map[string]struct{ data, want string }{
+		"no reason":   {"accept_advisories:\n  - id: CVE-2026-11822\n", file + ":23: accept_advisories[0] (CVE-2026-11822): reason is missing"},
+		"blank":       {"accept_advisories:\n  - id: CVE-2026-11822\n    reason: \"  \"\n", file + ":23: accept_advisories[0] (CVE-2026-11822): reason is missing"},
+		"bad id":      {"accept_advisories:\n  - id: cve-1\n    reason: r\n", file + `:23: accept_advisories[0]: id "cve-1"`},
+		"unknown id":  {"accept_advisories:\n  - id: CVE-2020-12345\n    reason: r\n", file + ":23: accept_advisories[0]: CVE-2020-12345 is not in sqlite-advisories.yaml"},
+		"twice":       {"accept_advisories:\n  - id: CVE-2026-11822\n    reason: r\n  - id: CVE-2026-11822\n    reason: s\n", file + ":25: accept_advisories[1]: CVE-2026-11822 is accepted twice"},
+		"unknown key": {"accept_advisories:\n  - id: CVE-2026-11822\n    reason: r\n    until: 2027\n", file + `:25: unknown field "until"`},
+		"not a list":  {"accept_advisories: CVE-2026-11822\n", file + ":22:"},
+	} {
+		if _, err := imagedef.Parse(file, []byte(valid+tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Parse = %v, want %q", name, err, tc.want)
+		}
+	}
+}

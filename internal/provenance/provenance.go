@@ -327,6 +327,11 @@ func Parse(data []byte) (*intoto.Statement, *slsa.Provenance, error) {
 	if err := st.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("provenance: statement: %w", err)
 	}
+	// in-toto/attestation v1.2.0's Validate also accepts the older v0.1
+	// statement type; this package writes and reads v1 only.
+	if st.GetType() != intoto.StatementTypeUri {
+		return nil, nil, fmt.Errorf("provenance: _type %q, want %q", st.GetType(), intoto.StatementTypeUri)
+	}
 	if st.GetPredicateType() != PredicateType {
 		return nil, nil, fmt.Errorf("provenance: predicateType %q, want %q", st.GetPredicateType(), PredicateType)
 	}
