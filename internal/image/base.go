@@ -157,6 +157,13 @@ func readAccount(files *imagefs.FS, p string) Account {
 	return a
 }
 
+// Exists reports whether p is in the base (a symlink counts; its parents
+// are followed).
+func (s *Scan) Exists(p string) bool {
+	_, err := s.files.Lstat(p)
+	return err == nil
+}
+
 // real is the real path of p in the base (symlinked parents followed, the
 // last component not), if p exists.
 func (s *Scan) real(p string) (string, bool) {
