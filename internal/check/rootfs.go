@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -79,7 +80,7 @@ func (r rootfs) close() error { return r.files.Close() }
 func (r rootfs) resolve(p string) (string, error) {
 	real, err := r.files.Resolve(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%s in the image: %w", p, fs.ErrNotExist)
+		return "", fmt.Errorf("%s in the image: %w", p, syscall.ENOENT) // "no such file or directory", as the kernel says
 	}
 	if err != nil {
 		return "", fmt.Errorf("in the image: %w", err)
