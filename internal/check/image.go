@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/childenv"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 )
@@ -52,7 +53,11 @@ type ImageOptions struct {
 	Wrapper []string
 	// Stress runs the WAL stress test inside the image; nil skips it.
 	Stress *StressOptions
-	Logger logrus.FieldLogger
+	// Timeout bounds each run of the probe or the client in the image (the
+	// base's code runs in each: a preload that never returns must not hang
+	// the check); the stress test gets more for its rows. 0: DefaultRunTimeout.
+	Timeout time.Duration
+	Logger  logrus.FieldLogger
 }
 
 // ImageReport is what the checks found inside the image. Problems lists
@@ -254,12 +259,12 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if err != nil {
 		return fail(err)
 	}
-	c, err := newContainer(runc, bundle, p.bin, filepath.Join(tmp, "work"))
+	c, err := newContainer(runc, bundle, p.bin)
 	if err != nil {
 		return fail(err)
 	}
 	defer c.cleanup()
-	c.wrap = opts.Wrapper
+	c.wrap, c.runTimeout = opts.Wrapper, opts.Timeout
 	env := slices.Clone(cf.Config.Env)
 
 	// Who the image's processes run as, and with what environment.
@@ -349,9 +354,10 @@ func unpackImage(ctx context.Context, umoci string, img v1.Image, dir string) (s
 		return "", fmt.Errorf("write the image to an OCI layout: %w", err)
 	}
 	bundle := filepath.Join(dir, "bundle")
-	cmd := exec.CommandContext(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("umoci unpack: %v\n%s", err, strings.TrimSpace(string(out)))
+	if _, err := runBounded(ctx, unpackTimeout, "umoci unpack", func(ctx context.Context) *exec.Cmd {
+		return childenv.Command(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
+	}); err != nil {
+		return "", err
 	}
 	return bundle, nil
 }
@@ -407,7 +413,9 @@ func (u unwrapped) command(ctx context.Context, env []string, args ...string) *e
 	return u.c.exec(ctx, env, append([]string{probeMount}, args...)...)
 }
 
-func (u unwrapped) workDir(prefix string) (string, string, error) { return u.c.workDir(prefix) }
+func (u unwrapped) scratch() (string, error) { return u.c.scratch() }
+
+func (u unwrapped) timeout() time.Duration { return u.c.timeout() }
 
 // whoami is what `probe whoami` reports.
 type whoami struct {
