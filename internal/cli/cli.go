@@ -30,8 +30,15 @@ func usageErrorf(format string, args ...any) error {
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// SIGTERM or SIGINT cancels the context: every step stops (runc
+	// containers killed, temporary directories removed, nothing pushed) and
+	// the command returns. A second signal ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
