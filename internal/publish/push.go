@@ -205,12 +205,12 @@ func Push(ctx context.Context, repo name.Repository, a Artifact, tags []string, 
 
 	ct := &countingTransport{inner: o.transport}
 	p := &pusher{
-		o:     o,
-		repo:  repo,
+		o:      o,
+		repo:   repo,
 		user:   user,
 		source: source,
 		scrub:  scrubber(secrets(cfg)),
-		ct:    ct,
+		ct:     ct,
 		log: o.log.WithFields(logrus.Fields{
 			"repository": repo.Name(),
 			"digest":     digest.String(),
