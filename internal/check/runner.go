@@ -62,8 +62,12 @@ func runBounded(ctx context.Context, d time.Duration, label string, mk func(cont
 	ctx, cancel := context.WithTimeoutCause(ctx, d, te)
 	defer cancel()
 	out, err := output(mk(ctx), label)
-	if err != nil && errors.Is(context.Cause(ctx), te) {
+	switch {
+	case err == nil:
+	case errors.Is(context.Cause(ctx), te):
 		return out, te
+	case ctx.Err() != nil: // the caller's context ended (a signal): say so, not "killed"
+		return out, fmt.Errorf("%s: %w", label, context.Cause(ctx))
 	}
 	return out, err
 }

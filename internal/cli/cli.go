@@ -50,6 +50,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sqlite-graft: %v\nRun 'sqlite-graft --help' for usage.\n", err)
 		return ExitUsage
 	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "sqlite-graft: error: stopped (%v): %v\n", context.Cause(ctx), err)
+		return ExitFailed
+	}
 	fmt.Fprintf(stderr, "sqlite-graft: error: %v\n", err)
 	return ExitFailed
 }
