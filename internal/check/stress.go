@@ -82,6 +82,9 @@ type verifyOutput struct {
 // stressTimeout bounds one stress run: the per-process timeout plus 5ms a
 // row (the default 8000 rows take about a second on a 2-core machine).
 func stressTimeout(o StressOptions, perRun time.Duration) time.Duration {
+	if perRun <= 0 {
+		perRun = DefaultRunTimeout
+	}
 	return perRun + time.Duration(o.Processes*o.Threads*o.RowsPerThread)*5*time.Millisecond
 }
 
