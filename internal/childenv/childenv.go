@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // kept are the variables passed on: where programs are (PATH), where they
@@ -70,9 +72,21 @@ func keep(k string) bool {
 	return false
 }
 
-// Command is exec.CommandContext with the child environment.
+// Command is exec.CommandContext with the child environment, started in a
+// process group of its own: when ctx ends, the whole group gets SIGTERM
+// (a compiler driver then removes its temporary files), and SIGKILL
+// shortly after. Killing only the program would leave its children (cc1,
+// as) running.
 func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = Env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		time.AfterFunc(2*time.Second, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		return nil
+	}
+	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }

@@ -154,7 +154,13 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 			}
 		}
 	}
-	if err := e.run(ctx, plan, work); err != nil {
+	// The compiler's temporary files go into the work directory, which is
+	// removed whatever happens.
+	tmp := filepath.Join(work, ".tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := e.run(ctx, plan, work, tmp); err != nil {
 		return err
 	}
 	return fsutil.Install(work, out, plan.Products)
@@ -162,7 +168,7 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 
 // run executes the steps as a DAG: each starts when the steps it comes after
 // are done; the first failure cancels the rest.
-func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir string) error {
+func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir, tmp string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := map[string]chan struct{}{}
@@ -185,7 +191,7 @@ func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir string) error 
 			if ctx.Err() != nil {
 				return
 			}
-			if err := e.step(ctx, s, dir); err != nil {
+			if err := e.step(ctx, s, dir, tmp); err != nil {
 				cancel(err)
 			}
 		}()
@@ -197,14 +203,14 @@ func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir string) error 
 	return ctx.Err()
 }
 
-func (e *Executor) step(ctx context.Context, s recipe.Step, dir string) error {
+func (e *Executor) step(ctx context.Context, s recipe.Step, dir, tmp string) error {
 	start := time.Now()
 	log := e.log.WithField("step", s.Name)
 	log.Infof("compiling: %s", strings.Join(s.Argv, " "))
 	stepCtx, cancel := context.WithTimeout(ctx, e.stepTimeout)
 	defer cancel()
 	cmd := childenv.Command(stepCtx, s.Argv[0], s.Argv[1:]...)
-	cmd.Dir = dir
+	cmd.Dir, cmd.Env = dir, childenv.Env("TMPDIR="+tmp)
 	var stderr bytes.Buffer
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
