@@ -162,10 +162,15 @@ func (c *container) run(ctx context.Context, env []string, argv ...string) ([]by
 
 // cleanup removes every container this check started that runc still
 // knows (`runc run` deletes a container whose process ended; one whose runc
-// was killed stays behind).
+// was killed stays behind). It deletes them by id: `runc list` fails
+// while another container goes away.
 func (c *container) cleanup() {
-	for _, id := range strings.Fields(string(c.runc1("list", "-q"))) {
-		if strings.HasPrefix(id, c.prefix+"-") {
+	c.mu.Lock()
+	n := c.n
+	c.mu.Unlock()
+	for i := 1; i <= n; i++ {
+		id := c.prefix + "-" + strconv.Itoa(i)
+		if len(c.runc1("state", id)) > 0 {
 			c.runc1("delete", "-f", id)
 		}
 	}

@@ -238,11 +238,13 @@ func TestForgedUnchangedLabel(t *testing.T) {
 	}
 
 	// The build rebuilds and moves the tag to the genuine image.
+	s := newSandbox(t)
 	res := filepath.Join(t.TempDir(), "result.json")
-	r = sqliteGraft(t, append(args, "--result", res, "--log-level", "info")...)
+	r = s.run(t, 10*time.Minute, append(args, "--result", res, "--log-level", "info")...)
 	if r.code != 0 {
 		t.Fatalf("build over a forged tag = %d:\n%s", r.code, r.stderr)
 	}
+	s.leftNothing(t)
 	got := readResult(t, res)
 	tag, _ := name.NewTag(target)
 	desc, err := remote.Head(tag, reg.RemoteOptions()...)
