@@ -163,16 +163,7 @@ func Library(ctx context.Context, opts Options) (*Report, error) {
 	r.checkFeatures(in)
 
 	if baseELF != nil {
-		var other []string
-		r.MissingSymbols, other = compareSymbols(baseELF.Exports, libELF.Exports)
-		if len(other) > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("exported symbols: the baseline also exports %d that are not SQLite's API (such as %s); not compared",
-				len(other), strings.Join(other[:min(3, len(other))], ", ")))
-		}
-		if len(r.MissingSymbols) > 0 {
-			r.problem("exported symbols: the baseline exports %d the library does not: %s (programs fail with \"symbol not found\")",
-				len(r.MissingSymbols), strings.Join(r.MissingSymbols, " "))
-		}
+		r.checkExports(baseELF, libELF, "the library")
 		benv, err := p.env(r.Baseline)
 		if err != nil {
 			return fail(err)

@@ -63,6 +63,9 @@ type graft struct {
 	wrapper    []string             // ImageOptions.Wrapper
 	stress     *StressOptions       //
 	logReport  bool                 // log the report even when it passes
+	// ImageOptions.BaselineKind, Baseline and BaselinePackage
+	baselineKind          BaselineKind
+	baseline, baselinePkg string
 }
 
 func (b testBase) image(t *testing.T, g graft) v1.Image {
@@ -123,6 +126,7 @@ func (b testBase) check(t *testing.T, g graft) (*ImageReport, error) {
 	start := time.Now()
 	r, err := Image(context.Background(), ImageOptions{
 		Image: b.image(t, g), Want: &want, Client: g.client, Wrapper: g.wrapper, Stress: g.stress, Logger: testLogger(t),
+		BaselineKind: g.baselineKind, Baseline: g.baseline, BaselinePackage: g.baselinePkg,
 	})
 	t.Logf("check.Image: %.2fs", time.Since(start).Seconds())
 	if r == nil {

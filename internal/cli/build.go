@@ -33,6 +33,10 @@ type BuildOptions struct {
 	CheckTimeout time.Duration
 	Revision     string
 	DryRun       bool
+	// The downstream check (a base without a SQLite of its own).
+	DistroPackage    string
+	DistroRepository string
+	SkipDownstream   bool
 }
 
 func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
@@ -47,6 +51,9 @@ func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.CheckTimeout, "check-timeout", check.DefaultRunTimeout, "longest run of one probe or client inside the image during the image checks (the base's code runs in each); the stress test gets more for its rows")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "resolve the inputs (base digests, pin, patches, recipe), compare them with what the registry holds, print the plan and the reasons, build nothing")
 	fs.StringVar(&o.Revision, "revision", os.Getenv("GITHUB_SHA"), "source revision recorded in org.opencontainers.image.revision")
+	fs.StringVar(&o.DistroPackage, "distro-package", "", "the distribution's SQLite package file (.apk, .deb) for the downstream check, instead of fetching it (air-gapped builds); it must be the definition's distro_package at distro_sqlite")
+	fs.StringVar(&o.DistroRepository, "distro-repository", "", "repository to fetch the downstream check's package from, instead of the definition's distro_repository (a mirror: Alpine .../alpine/v3.21/main, Debian .../debian/dists/trixie/main)")
+	fs.BoolVar(&o.SkipDownstream, "skip-downstream-check", false, "do not run the downstream check on a base without a SQLite of its own (recorded in --result and the provenance)")
 }
 
 func (a *app) buildCmd() *cobra.Command {
@@ -59,10 +66,27 @@ func (a *app) buildCmd() *cobra.Command {
 base image — /usr/local/lib/libsqlite3.so.<version> and its libsqlite3.so.0 link,
 /usr/local/bin/sqlite3, /usr/local/bin/sqlite-preload, the licence and a
 metadata file — sets the config (non-root user, preload environment, labels),
-then runs the image checks inside the finished image with runc: the pinned
-version from a client linked against the base's own libsqlite3.so.0, the
-libsqlite3 files mapped in that process, the stress test, no setuid files, a
-non-root user. Only then is anything written.
+then runs the image checks inside the finished image with runc, as its user:
+the pinned version and source id from a probe linked against
+libsqlite3.so.0, exactly one libsqlite3 mapped in that process (the graft),
+the stress test, no setuid files, a non-root user. Only then is anything
+written.
+
+What the probe links, and what the graft must be a superset of (compile
+options, exported symbols), depends on the base:
+  - a base with its own SQLite (python:3.13-alpine3.21, debian:13): that
+    library;
+  - a base without one (alpine:3.21, alpine:3.22): the soname alone, which
+    the image's loader must resolve to the graft; then the downstream check
+    runs on a throwaway copy of the image (never written or pushed) with the
+    distribution's package added (distro_package at distro_sqlite: Alpine's
+    sqlite-libs, Debian's libsqlite3-0), as an application image that runs
+    'apk add sqlite-libs' gets it: a program linked against that package
+    must still get the graft. The package is fetched from distro_repository
+    (or --distro-repository) and verified against the index (APKINDEX
+    checksum, Packages SHA256), or given with --distro-package FILE. Without
+    it the build fails; --skip-downstream-check opts out, and the result
+    file and the provenance say so.
 
 Without --push the image goes to --output as an OCI layout and a tarball that
 'docker load' reads. With --push it is pushed by digest, then tagged; when the
@@ -74,20 +98,27 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 
   # push; credentials from ~/.docker/config.json, or a user and a secret from the environment
   sqlite-graft build --local --image images/alpine-3.21.yaml --push ghcr.io/acme/alpine
-  REGISTRY_TOKEN=... sqlite-graft build --local --push ghcr.io/acme/alpine --registry-username ci --registry-password-env REGISTRY_TOKEN --result result.json`,
+  REGISTRY_TOKEN=... sqlite-graft build --local --push ghcr.io/acme/alpine --registry-username ci --registry-password-env REGISTRY_TOKEN --result result.json
+
+  # air-gapped: the downstream check's package from a file (alpine:3.21 has no SQLite of its own)
+  sqlite-graft build --local --image alpine-3.21 --distro-package ./sqlite-libs-3.48.0-r4.apk`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			def, err := bo.definition(a)
 			if err != nil {
 				return err
 			}
-			env, req, err := a.sourceRequest(&src)
+			env, err := a.env()
 			if err != nil {
 				return err
 			}
-			if src.SQLite == "" {
-				req.Version = def.SQLite
+			// The SQLite of a build is the definition's unless --sqlite says
+			// otherwise: decided by the definition, as the Dagger module does.
+			v, err := def.Version(src.SQLite)
+			if err != nil {
+				return usageErrorf("--sqlite: %v", err)
 			}
+			req := graft.SourceRequest{Version: v, SHA3: src.SHA3, From: src.From}
 			cache, err := a.global.Cache()
 			if err != nil {
 				return err
@@ -127,6 +158,9 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				RegistryOptions: ra.remote,
 				Stress:          &stress,
 				CheckTimeout:    bo.CheckTimeout,
+				Downstream: graft.Downstream{
+					Package: bo.DistroPackage, Repository: bo.DistroRepository, Skip: bo.SkipDownstream,
+				},
 			}
 			if bo.Result != "" {
 				// The provenance statement goes beside the result file.
@@ -159,7 +193,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			return nil
 		},
 	}
-	src.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags(), SQLiteDefaultDefinition)
 	bo.AddFlags(cmd.Flags())
 	return cmd
 }

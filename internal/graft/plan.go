@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/advisories"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
@@ -129,10 +130,13 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	def := req.Def
 	v := req.Source.Version
 	if v == (pins.Version{}) {
-		v = def.SQLite
+		v, _ = def.Version("") // the definition's: see imagedef.Definition.Version
 	}
 	if err := pins.WALResetError(v); err != nil {
 		return nil, fmt.Errorf("%s: refused: %w", def.File, err)
+	}
+	if err := advisories.Refuse(def.File, v, e.Recipe.Defines, def.AcceptAdvisories); err != nil {
+		return nil, err
 	}
 	pin, err := e.Pins.Resolve(v, req.Source.SHA3)
 	if err != nil {

@@ -65,6 +65,13 @@ type Patch struct {
 	SHA3 string
 }
 
+// CheckPackage is a package the image check used.
+type CheckPackage struct {
+	Name, Version string
+	URI           string // where it came from
+	SHA256        string // hex
+}
+
 // Input is what the statement records.
 type Input struct {
 	Subjects  []Subject // the image (index) and, for a multi-arch build, each platform's image
@@ -85,6 +92,14 @@ type Input struct {
 	// Recipe is the exact steps/argv (externalParameters.recipe). It must
 	// marshal to JSON; it is carried through encoding/json first.
 	Recipe any
+
+	// DownstreamCheck says how the downstream image check ran
+	// (externalParameters.downstream_check; "" leaves it out), e.g.
+	// "skipped: --skip-downstream-check"; CheckPackages are the
+	// distribution packages it used, never part of the image
+	// (resolvedDependencies "check:<name>").
+	DownstreamCheck string
+	CheckPackages   []CheckPackage
 
 	Toolchain   string // compiler identity (internalParameters.toolchain)
 	ToolVersion string // sqlite-graft version (runDetails.builder.version)
@@ -184,7 +199,19 @@ func Build(in Input) (*intoto.Statement, error) {
 		patchNames = append(patchNames, p.Name)
 	}
 
+	for _, p := range in.CheckPackages {
+		d, err := hexDigest("check package "+p.Name, p.SHA256, 64)
+		if err != nil {
+			return nil, err
+		}
+		ann, _ := structpb.NewStruct(map[string]any{"version": p.Version, "use": "the downstream image check only; not in the image"})
+		deps = append(deps, &intoto.ResourceDescriptor{Name: "check:" + p.Name, Uri: p.URI, Digest: map[string]string{SHA256: d}, Annotations: ann})
+	}
+
 	ext := map[string]any{"base": in.Base}
+	if in.DownstreamCheck != "" {
+		ext["downstream_check"] = in.DownstreamCheck
+	}
 	if in.Image != "" {
 		ext["image"] = in.Image
 	}
@@ -323,6 +350,11 @@ func Parse(data []byte) (*intoto.Statement, *slsa.Provenance, error) {
 	}
 	if err := st.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("provenance: statement: %w", err)
+	}
+	// in-toto/attestation v1.2.0's Validate also accepts the older v0.1
+	// statement type; this package writes and reads v1 only.
+	if st.GetType() != intoto.StatementTypeUri {
+		return nil, nil, fmt.Errorf("provenance: _type %q, want %q", st.GetType(), intoto.StatementTypeUri)
 	}
 	if st.GetPredicateType() != PredicateType {
 		return nil, nil, fmt.Errorf("provenance: predicateType %q, want %q", st.GetPredicateType(), PredicateType)

@@ -221,3 +221,38 @@ func TestParseRejects(t *testing.T) {
 		}
 	}
 }
+
+// The downstream check is recorded: how it ran, and the package it used as
+// a dependency of the build that is not part of the image.
+func TestDownstreamCheck(t *testing.T) {
+	in := input()
+	in.DownstreamCheck = "with sqlite-libs 3.48.0-r4 added to a throwaway copy of the image"
+	in.CheckPackages = []CheckPackage{{Name: "sqlite-libs", Version: "3.48.0-r4",
+		URI: "https://dl-cdn.alpinelinux.org/alpine/v3.21/main/x86_64/sqlite-libs-3.48.0-r4.apk", SHA256: strings.Repeat("ab", 32)}}
+	data, err := Statement(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pred, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := pred.GetBuildDefinition()
+	if got := def.GetExternalParameters().GetFields()["downstream_check"].GetStringValue(); got != in.DownstreamCheck {
+		t.Errorf("externalParameters.downstream_check = %q, want %q", got, in.DownstreamCheck)
+	}
+	var found bool
+	for _, d := range def.GetResolvedDependencies() {
+		if d.GetName() == "check:sqlite-libs" {
+			found = d.GetDigest()[SHA256] == in.CheckPackages[0].SHA256 && d.GetUri() == in.CheckPackages[0].URI &&
+				strings.Contains(d.GetAnnotations().GetFields()["use"].GetStringValue(), "not in the image")
+		}
+	}
+	if !found {
+		t.Errorf("no resolved dependency check:sqlite-libs with its URI, SHA-256 and use:\n%s", data)
+	}
+	in.CheckPackages[0].SHA256 = "abc"
+	if _, err := Statement(in); err == nil {
+		t.Error("Statement(check package with a bad SHA-256) = nil error")
+	}
+}
