@@ -59,7 +59,11 @@ type ImageOptions struct {
 	Wrapper []string
 	// Stress runs the WAL stress test inside the image; nil skips it.
 	Stress *StressOptions
-	Logger logrus.FieldLogger
+	// Timeout bounds each run of the probe or the client in the image (the
+	// base's code runs in each: a preload that never returns must not hang
+	// the check); the stress test gets more for its rows. 0: DefaultRunTimeout.
+	Timeout time.Duration
+	Logger  logrus.FieldLogger
 	// MaxUnpackedSize caps what the image's layers may unpack to, checked
 	// before anything is unpacked; 0 means imagefs.DefaultMaxUnpackedSize.
 	MaxUnpackedSize int64
@@ -280,12 +284,12 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if err != nil {
 		return fail(err)
 	}
-	c, err := newContainer(runc, bundle, p.bin, filepath.Join(tmp, "work"))
+	c, err := newContainer(runc, bundle, p.bin)
 	if err != nil {
 		return fail(err)
 	}
 	defer c.cleanup()
-	c.wrap = opts.Wrapper
+	c.wrap, c.runTimeout = opts.Wrapper, opts.Timeout
 	env := slices.Clone(cf.Config.Env)
 
 	// Who the image's processes run as, and with what environment.
@@ -392,7 +396,9 @@ func (u unwrapped) command(ctx context.Context, env []string, args ...string) *e
 	return u.c.exec(ctx, env, append([]string{probeMount}, args...)...)
 }
 
-func (u unwrapped) workDir(prefix string) (string, string, error) { return u.c.workDir(prefix) }
+func (u unwrapped) scratch() (string, error) { return u.c.scratch() }
+
+func (u unwrapped) timeout() time.Duration { return u.c.timeout() }
 
 // whoami is what `probe whoami` reports.
 type whoami struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/childenv"
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 )
@@ -64,10 +65,11 @@ func openImage(ctx context.Context, umoci string, img v1.Image, dir string, maxU
 		return rootfs{}, fmt.Errorf("the image's files: %w", err)
 	}
 	bundle := filepath.Join(dir, "bundle")
-	cmd := exec.CommandContext(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if _, err := runBounded(ctx, unpackTimeout, "umoci unpack", func(ctx context.Context) *exec.Cmd {
+		return childenv.Command(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
+	}); err != nil {
 		files.Close()
-		return rootfs{}, fmt.Errorf("umoci unpack: %v\n%s", err, strings.TrimSpace(string(out)))
+		return rootfs{}, err
 	}
 	return rootfs{dir: filepath.Join(bundle, "rootfs"), bundle: bundle, files: files}, nil
 }

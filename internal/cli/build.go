@@ -9,11 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -34,9 +33,8 @@ type BuildOptions struct {
 	Output       string
 	Push         string
 	Result       string
-	Username     string
-	PasswordEnv  string
-	PasswordFile string
+	Registry     RegistryOptions
+	CheckTimeout time.Duration
 	Revision     string
 	DryRun       bool
 	// MaxUnpackedSize caps what a base's (and the finished image's) layers
@@ -56,9 +54,8 @@ func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Output, "output", "out", "without --push: directory for the OCI layout (oci/) and the docker-loadable tarball (image.tar)")
 	fs.StringVar(&o.Push, "push", "", "push to REPOSITORY (tags from the definition) or REPOSITORY:TAG")
 	fs.StringVar(&o.Result, "result", "", "write the result (ref@digest, tags, unchanged, bytes uploaded) as JSON to this file")
-	fs.StringVar(&o.Username, "registry-username", "", "registry user (default: credentials from the docker/podman config)")
-	fs.StringVar(&o.PasswordEnv, "registry-password-env", "", "name of the environment variable holding the registry password or token (never the secret itself)")
-	fs.StringVar(&o.PasswordFile, "registry-password-file", "", "file holding the registry password or token")
+	o.Registry.AddFlags(fs)
+	fs.DurationVar(&o.CheckTimeout, "check-timeout", check.DefaultRunTimeout, "longest run of one probe or client inside the image during the image checks (the base's code runs in each); the stress test gets more for its rows")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "resolve the inputs (base digests, pin, patches, recipe), compare them with what the registry holds, print the plan and the reasons, build nothing")
 	fs.StringVar(&o.Revision, "revision", os.Getenv("GITHUB_SHA"), "source revision recorded in org.opencontainers.image.revision")
 	fs.StringVar(&o.MaxUnpackedSize, "max-unpacked-size", humanize.IBytes(uint64(imagefs.DefaultMaxUnpackedSize)),
@@ -152,15 +149,16 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			if err != nil {
 				return err
 			}
-			pushOpts := []publish.Option{publish.WithLogger(a.log)}
-			regOpts := []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-			if bo.Username != "" || bo.PasswordEnv != "" || bo.PasswordFile != "" {
-				auth, err := publish.Credentials(bo.Username, bo.PasswordEnv, bo.PasswordFile)
-				if err != nil {
-					return usageErrorf("%v", err)
-				}
-				pushOpts = append(pushOpts, publish.WithAuth(auth))
-				regOpts = []remote.Option{remote.WithAuth(auth)}
+			baseRef := def.Base
+			if bo.Base != "" {
+				baseRef = bo.Base
+			}
+			ra, err := bo.Registry.access(bo.Push, baseRef)
+			if err != nil {
+				return err
+			}
+			if bo.CheckTimeout <= 0 {
+				return usageErrorf("--check-timeout %s: want a positive duration", bo.CheckTimeout)
 			}
 			maxUnpacked, err := bo.maxUnpacked()
 			if err != nil {
@@ -177,10 +175,12 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				SourceURL:       "https://github.com/sqlite-graft/sqlite-graft",
 				Output:          bo.Output,
 				Push:            bo.Push,
-				PushOptions:     pushOpts,
-				RegistryOptions: regOpts,
+				BaseOptions:     ra.remote,
+				PushOptions:     append([]publish.Option{publish.WithLogger(a.log)}, ra.push...),
+				RegistryOptions: ra.remote,
 				Stress:          &stress,
 				MaxUnpackedSize: maxUnpacked,
+				CheckTimeout:    bo.CheckTimeout,
 				Downstream: graft.Downstream{
 					Package: bo.DistroPackage, Repository: bo.DistroRepository, Skip: bo.SkipDownstream,
 				},
@@ -192,7 +192,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			if bo.DryRun {
 				plan, err := env.PlanImage(cmd.Context(), ireq)
 				if err != nil {
-					return err
+					return ra.explain(err)
 				}
 				return printPlan(a, plan)
 			}
@@ -201,7 +201,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				return fmt.Errorf("%w (--max-unpacked-size raises the cap)", err)
 			}
 			if err != nil {
-				return err
+				return ra.explain(err)
 			}
 			if bo.Result != "" {
 				if err := publish.WriteResult(bo.Result, res); err != nil {

@@ -17,13 +17,16 @@ import (
 type run struct {
 	code           int
 	stdout, stderr string
+	// maxRSS is the peak resident memory of a sandboxed run (the program or
+	// the largest of its children), in bytes; 0 for a run in this process.
+	maxRSS int64
 }
 
 func sqliteGraft(t testing.TB, args ...string) run {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := cli.Main(args, &out, &errb)
-	return run{code, out.String(), errb.String()}
+	return run{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
 // cacheArgs shares the build cache with testbuild, so a variant that another

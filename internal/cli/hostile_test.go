@@ -1,593 +1,336 @@
 package cli_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"crypto/sha256"
-	"errors"
-	"fmt"
-	"io"
-	"io/fs"
-	"net/http"
+	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/sirupsen/logrus"
 
-	sqlitegraft "github.com/sqlite-graft/sqlite-graft"
-	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
-	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
-	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
-	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
-	"github.com/sqlite-graft/sqlite-graft/internal/local"
-	"github.com/sqlite-graft/sqlite-graft/internal/pins"
-	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
-	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
 	"github.com/sqlite-graft/sqlite-graft/internal/registrytest"
-	"github.com/sqlite-graft/sqlite-graft/internal/source"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
 )
 
-// Hostile bases: each case appends crafted layers to the Alpine-like base,
-// pushes it to a real registry and runs the real build against it. A case
-// is either refused — exit 1, an error naming the layer or file, nothing
-// pushed or tagged, no result file — or handled safely, checked in the
-// image the registry then serves. In both, the build's temporary directory
-// is empty afterwards and no path the base aims outside the image exists.
+// Hostile inputs (issue 11): bases and registries that others control.
+// Each test feeds one and asserts a clear error naming the registry or the
+// file, nothing left outside the output and temporary directories, and
+// nothing pushed or tagged.
 
-// hostileCase is one crafted base.
-type hostileCase struct {
-	name   string
-	layers func(t *testing.T, marker string) []v1.Layer // appended to the Alpine-like base
-	base   func(t *testing.T, img v1.Image) v1.Image    // further changes (labels, annotations)
-	args   []string                                     // extra build flags
-	// refused lists what the error must name; {top} stands for the digest of
-	// the top layer. Empty: the build must succeed, and pushed checks it.
-	refused []string
-	pushed  func(t *testing.T, files *imagefs.FS, img v1.Image, resultDir string)
-	// maxPeakRSS, when set, bounds how far the build raises this process's
-	// peak resident memory (the build runs in-process).
-	maxPeakRSS int64
+// hostileBuild is the arguments of a build of the default definition from
+// base, pushed to push, with the shared build cache.
+func hostileBuild(t *testing.T, base, push string, extra ...string) []string {
+	args := append([]string{"build", "--local", "--image", "alpine-3.21", "--base", base, "--from", moduleZip(t, "3.51.3"), "--push", push}, cacheArgs(t)...)
+	return append(args, extra...)
 }
 
-func rawLayer(t *testing.T, entries ...testbase.Entry) v1.Layer {
+func wantAll(t *testing.T, what, text string, want ...string) {
 	t.Helper()
-	l, err := testbase.RawLayer(entries...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-func busybox(t *testing.T) []byte {
-	t.Helper()
-	b, err := testbase.SetuidBusybox()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// notPrivileged fails unless p is a regular file of size bytes in the
-// image without set-id bits or file capabilities.
-func notPrivileged(t *testing.T, files *imagefs.FS, p string, size int) {
-	t.Helper()
-	e, err := files.Lstat(p)
-	if err != nil {
-		t.Errorf("%s in the pushed image: %v", p, err)
-		return
-	}
-	if _, caps := e.Xattrs[imagefs.CapabilityXattr]; !e.Mode.IsRegular() || e.Mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 || caps || e.Size != int64(size) {
-		t.Errorf("%s in the pushed image: %v, %d bytes, xattrs %q; want a regular file of %d bytes, no set-id bits, no capabilities", p, e.Mode, e.Size, e.Xattrs, size)
+	t.Logf("%s:\n%s", what, lastLines(text, 3))
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s does not say %q:\n%s", what, w, text)
+		}
 	}
 }
 
-func hostileCases() []hostileCase {
-	const passwdRoot = "root:x:0:0:root:/root:/bin/sh\n"
-	return []hostileCase{{
-		// A name leaving the root, above a trojan passwd: go-containerregistry
-		// stops at the unsafe name and ScanBase saw an empty file system.
-		name: "dot-dot-entry",
-		layers: func(t *testing.T, marker string) []v1.Layer {
-			return []v1.Layer{rawLayer(t,
-				testbase.Entry{Name: strings.Repeat("../", 24) + strings.TrimPrefix(marker, "/"), Data: []byte("escaped\n")},
-				testbase.Entry{Name: "etc/passwd", Data: []byte(passwdRoot + "toor:x:0:0::/:/bin/sh\n")})}
-		},
-		refused: []string{"layer {top}", "leaves the image's root", "../../"},
-	}, {
-		// go-containerregistry keeps the first of two entries, runtimes the
-		// last: here the last one is set-uid.
-		name: "duplicate-entry",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			bb := busybox(t)
-			return []v1.Layer{rawLayer(t,
-				testbase.Entry{Name: "bin/tool", Mode: 0o755, Data: bb},
-				testbase.Entry{Name: "bin/tool", Mode: 0o4755, Data: bb})}
-		},
-		refused: []string{"layer {top}", "/bin/tool appears twice"},
-	}, {
-		name: "gzip-bomb",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			l, err := testbase.ZerosLayer("var/cache/zeros", 0o644, 256<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return []v1.Layer{l}
-		},
-		args:    []string{"--max-unpacked-size", "64MiB"},
-		refused: []string{"layer {top}", "more than 64 MiB", "--max-unpacked-size"},
-	}, {
-		name: "passwd-missing",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "etc/.wh.passwd"})}
-		},
-		refused: []string{"the base has no /etc/passwd", "cannot add the image's user nonroot"},
-	}, {
-		name: "group-dangling-symlink",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "etc/.wh.group"},
-				testbase.Entry{Name: "etc/group", Type: tar.TypeSymlink, Link: "/nonexistent/group"})}
-		},
-		refused: []string{`the base's /etc/group is a symlink to "/nonexistent/group"`},
-	}, {
-		// A line longer than bufio.Scanner's 64 KiB hid the entry after it.
-		name: "passwd-long-line",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			passwd := passwdRoot + "app:x:1000:1000:" + strings.Repeat("x", 70000) + ":/home/app:/bin/sh\n" +
-				"nonroot:x:1000:1000:nonroot:/home/nonroot:/sbin/nologin\n"
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "etc/passwd", Data: []byte(passwd)})}
-		},
-		refused: []string{`base /etc/passwd: "nonroot" has id 1000, want 65532`},
-	}, {
-		// The graft layer's directory entries would replace the symlink,
-		// hiding what the base keeps behind it.
-		name: "usr-local-symlink",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "opt/", Type: tar.TypeDir}, testbase.Entry{Name: "opt/local/", Type: tar.TypeDir},
-				testbase.Entry{Name: "opt/local/bin/", Type: tar.TypeDir}, testbase.Entry{Name: "opt/local/bin/app", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
-				testbase.Entry{Name: "usr/.wh.local"}, testbase.Entry{Name: "usr/local", Type: tar.TypeSymlink, Link: "/opt/local"})}
-		},
-		refused: []string{`/usr/local is a symlink to "/opt/local" in the base`},
-	}, {
-		name: "fifo-at-library",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "usr/lib/.wh.libsqlite3.so.0.8.6"},
-				testbase.Entry{Name: "usr/lib/libsqlite3.so.0.8.6", Type: tar.TypeFifo})}
-		},
-		refused: []string{"/usr/lib/libsqlite3.so.0.8.6: not a regular file (fifo)"},
-	}, {
-		name: "file-capability",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "bin/ping-demo", Mode: 0o755, Data: busybox(t),
-				Xattr: map[string]string{imagefs.CapabilityXattr: testbase.Cap}})}
-		},
-		pushed: func(t *testing.T, files *imagefs.FS, _ v1.Image, _ string) {
-			notPrivileged(t, files, "/bin/ping-demo", len(busybox(t)))
-		},
-	}, {
-		// Every name of a hard-linked set-uid file must lose the bit: a name
-		// left alone keeps the set-uid file.
-		name: "setuid-hardlinks",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "usr/bin/tool", Mode: 0o4755, Data: busybox(t)},
-				testbase.Entry{Name: "usr/sbin/tool-link", Type: tar.TypeLink, Link: "usr/bin/tool"})}
-		},
-		pushed: func(t *testing.T, files *imagefs.FS, _ v1.Image, _ string) {
-			notPrivileged(t, files, "/usr/bin/tool", len(busybox(t)))
-			notPrivileged(t, files, "/usr/sbin/tool-link", len(busybox(t)))
-		},
-	}, {
-		// A set-uid file whose tar name runs through a symlinked directory is
-		// rewritten at its real path; the symlink stays.
-		name: "setuid-under-symlinked-dir",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{
-				rawLayer(t, testbase.Entry{Name: "usr/libexec/", Type: tar.TypeDir}, testbase.Entry{Name: "usr/libexec/tools/", Type: tar.TypeDir},
-					testbase.Entry{Name: "opt/", Type: tar.TypeDir}, testbase.Entry{Name: "opt/tools", Type: tar.TypeSymlink, Link: "/usr/libexec/tools"}),
-				rawLayer(t, testbase.Entry{Name: "opt/tools/su2", Mode: 0o4755, Data: busybox(t)}),
-			}
-		},
-		pushed: func(t *testing.T, files *imagefs.FS, _ v1.Image, _ string) {
-			notPrivileged(t, files, "/usr/libexec/tools/su2", len(busybox(t)))
-			if e, err := files.Lstat("/opt/tools"); err != nil || e.Mode&fs.ModeSymlink == 0 || e.Link != "/usr/libexec/tools" {
-				t.Errorf("/opt/tools in the pushed image = %+v, %v; want the base's symlink to /usr/libexec/tools", e, err)
-			}
-		},
-	}, {
-		// A set-uid file whose name USTAR cannot hold (a directory name over
-		// 100 bytes, not ASCII).
-		name: "setuid-name-not-ustar",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t, testbase.Entry{Name: "usr/lib/" + strings.Repeat("d", 110) + "/sü-helper", Mode: 0o4755, Data: busybox(t)})}
-		},
-		pushed: func(t *testing.T, files *imagefs.FS, _ v1.Image, _ string) {
-			notPrivileged(t, files, "/usr/lib/"+strings.Repeat("d", 110)+"/sü-helper", len(busybox(t)))
-		},
-	}, {
-		// /etc/passwd a symlink: the users stay, the image's user is added to
-		// the file it leads to.
-		name: "passwd-symlink",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			return []v1.Layer{rawLayer(t,
-				testbase.Entry{Name: "usr/share/baselayout/", Type: tar.TypeDir},
-				testbase.Entry{Name: "usr/share/baselayout/passwd", Data: []byte(passwdRoot + "app:x:1000:1000::/home/app:/bin/sh\n")},
-				testbase.Entry{Name: "etc/.wh.passwd"},
-				testbase.Entry{Name: "etc/passwd", Type: tar.TypeSymlink, Link: "../usr/share/baselayout/passwd"})}
-		},
-		pushed: func(t *testing.T, files *imagefs.FS, _ v1.Image, _ string) {
-			if e, err := files.Lstat("/etc/passwd"); err != nil || e.Mode&fs.ModeSymlink == 0 {
-				t.Errorf("/etc/passwd in the pushed image = %+v, %v; want the base's symlink", e, err)
-			}
-			b, err := files.ReadFile("/etc/passwd", 1<<20)
-			if want := passwdRoot + "app:x:1000:1000::/home/app:/bin/sh\nnonroot:x:65532:65532:"; err != nil || !strings.HasPrefix(string(b), want) {
-				t.Errorf("/etc/passwd in the pushed image = %q, %v; want the base's users and nonroot", b, err)
-			}
-		},
-	}, {
-		// 128 MiB set-uid program: streamed, never held in memory.
-		name: "large-setuid-file",
-		layers: func(t *testing.T, _ string) []v1.Layer {
-			l, err := testbase.ZerosLayer("usr/bin/big-su", 0o4755, 128<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return []v1.Layer{l}
-		},
-		pushed: func(t *testing.T, files *imagefs.FS, _ v1.Image, _ string) {
-			notPrivileged(t, files, "/usr/bin/big-su", 128<<20)
-		},
-		maxPeakRSS: 64 << 20,
-	}, {
-		// Labels and annotations the graft owns are the graft's: a base's
-		// revision is not inherited when the build has none; the base's other
-		// keys stay and are listed in the provenance.
-		name: "base-owned-labels",
-		base: func(t *testing.T, img v1.Image) v1.Image {
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cf = cf.DeepCopy()
-			cf.Config.Labels = map[string]string{
-				"org.opencontainers.image.revision": "base-revision",
-				"org.opencontainers.image.source":   "https://example.com/base",
-				"org.opencontainers.image.title":    "the base",
-				graft.LabelInputs:                   `{"image":"forged"}`,
-				"maintainer":                        "base team",
-			}
-			if img, err = mutate.ConfigFile(img, cf); err != nil {
-				t.Fatal(err)
-			}
-			return mutate.Annotations(img, map[string]string{
-				"org.opencontainers.image.revision": "base-revision", "com.example.keep": "yes"}).(v1.Image)
-		},
-		args: []string{"--revision="},
-		pushed: func(t *testing.T, _ *imagefs.FS, img v1.Image, resultDir string) {
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := img.Manifest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			labels, ann := cf.Config.Labels, m.Annotations
-			if v, ok := labels["org.opencontainers.image.revision"]; ok {
-				t.Errorf("label revision = %q, want none (the build has no revision; the base's is not the image's)", v)
-			}
-			if v, ok := ann["org.opencontainers.image.revision"]; ok {
-				t.Errorf("annotation revision = %q, want none", v)
-			}
-			if labels["org.opencontainers.image.source"] != "https://github.com/sqlite-graft/sqlite-graft" ||
-				labels["org.opencontainers.image.title"] != "alpine-3.21 with SQLite 3.51.3" || strings.Contains(labels[graft.LabelInputs], "forged") {
-				t.Errorf("labels = %v, want the graft's source, title and inputs", labels)
-			}
-			if labels["maintainer"] != "base team" || ann["com.example.keep"] != "yes" {
-				t.Errorf("labels %v, annotations %v; want the base's maintainer label and com.example.keep annotation kept", labels, ann)
-			}
-			prov, err := os.ReadFile(filepath.Join(resultDir, provenance.FileName))
-			if err != nil || !bytes.Contains(prov, []byte(`"inherited_labels"`)) || !bytes.Contains(prov, []byte(`"maintainer": "base team"`)) ||
-				!bytes.Contains(prov, []byte(`"com.example.keep": "yes"`)) || bytes.Contains(prov, []byte("base-revision")) {
-				t.Errorf("provenance %v: want the inherited label and annotation listed, the owned ones not:\n%s", err, prov)
-			}
-		},
-	}}
-}
-
-// TestHostileBases runs every crafted base through the real build.
-func TestHostileBases(t *testing.T) {
+// A registry that never answers a manifest request, as the base's registry
+// or as the one pushed to: the build ends after --registry-timeout, naming
+// the registry and the request.
+func TestHostileRegistryHangs(t *testing.T) {
 	reg := registrytest.Start(t)
-	for _, tc := range hostileCases() {
+	h := registrytest.StartHostile(t, reg)
+	testbase.Push(t, testbase.Musl(t), reg.Host+"/library/alpine-like:3.21")
+	h.Hang(registrytest.Manifests)
+	for _, tc := range []struct{ name, base, push string }{
+		{"base", h.Host + "/library/alpine-like:3.21", reg.Host + "/sqlite-graft/alpine:hang"},
+		{"target", reg.Host + "/library/alpine-like:3.21", h.Host + "/sqlite-graft/alpine:hang"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			marker := filepath.Join(t.TempDir(), "escaped-"+tc.name)
-			var layers []v1.Layer
-			if tc.layers != nil {
-				layers = tc.layers(t, marker)
+			s := newSandbox(t)
+			r := s.run(t, 2*time.Minute, hostileBuild(t, tc.base, tc.push, "--registry-timeout", "1s")...)
+			if r.code != 1 {
+				t.Errorf("build = %d, want 1", r.code)
 			}
-			img, err := testbase.WithLayers(testbase.Musl(t), layers...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.base != nil {
-				img = tc.base(t, img)
-			}
-			base := testbase.Push(t, img, reg.Host+"/hostile/"+tc.name+":base")
-			repo := reg.Host + "/graft/" + tc.name
-			args, resPath := buildArgs(t, "alpine-3.21", base.String(), repo, tc.args...)
-			var top v1.Hash
-			if len(layers) > 0 {
-				top, _ = layers[len(layers)-1].Digest()
-			}
-
-			tmp := t.TempDir()
-			rss := startPeakRSS(t)
-			r := inTempDir(t, tmp, func() run { return sqliteGraft(t, args...) })
-			if grew := rss(); tc.maxPeakRSS > 0 && grew > tc.maxPeakRSS {
-				t.Errorf("the build raised the peak resident memory by %d MiB, want at most %d MiB (large files streamed)", grew>>20, tc.maxPeakRSS>>20)
-			} else {
-				t.Logf("peak resident memory +%d MiB", grew>>20)
-			}
-			leftInTemp(t, tmp)
-			if _, err := os.Lstat(marker); err == nil {
-				t.Errorf("%s exists: the base wrote outside the image", marker)
-			}
-			if len(tc.refused) > 0 {
-				refused(t, r, reg, repo, resPath, tc.refused, top)
-				return
-			}
-			if r.code != 0 {
-				t.Fatalf("build = %d, want the base handled:\n%s", r.code, r.stderr)
-			}
-			res := readResult(t, resPath)
-			d, err := name.NewDigest(res.Reference)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pushed, err := remote.Image(d, reg.RemoteOptions()...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files, err := imagefs.Open(pushed, imagefs.Limits{})
-			if err != nil {
-				t.Fatalf("the pushed image %s: %v", d, err)
-			}
-			defer files.Close()
-			tc.pushed(t, files, pushed, filepath.Dir(resPath))
+			wantAll(t, "the error", r.stderr, "registry "+h.Host+": no answer within 1s to GET /v2/", "/manifests/", "--registry-timeout raises the limit")
+			tagAbsent(t, reg, reg.Host+"/sqlite-graft/alpine:hang")
+			s.leftNothing(t)
 		})
 	}
 }
 
-// refused checks a refusal: exit 1 naming every want, no tag, nothing in
-// the repository, no result file.
-func refused(t *testing.T, r run, reg *registrytest.Registry, repo, resPath string, want []string, top v1.Hash) {
-	t.Helper()
-	if r.code != 1 {
-		t.Errorf("build = %d, want 1 (refused):\n%s", r.code, r.stderr)
-	}
-	for _, w := range want {
-		if w = strings.ReplaceAll(w, "{top}", top.String()); !strings.Contains(r.stderr, w) {
-			t.Errorf("the error does not name %q:\n%s", w, r.stderr)
-		}
-	}
-	nothingPushed(t, reg, repo)
-	if _, err := os.Stat(resPath); err == nil {
-		t.Errorf("result file %s written by a refused build", resPath)
-	}
-}
-
-// nothingPushed fails if the repository holds any tag (image, referrer
-// fallback or other).
-func nothingPushed(t *testing.T, reg *registrytest.Registry, repo string) {
-	t.Helper()
-	r, err := name.NewRepository(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tags, err := remote.List(r, reg.RemoteOptions()...)
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-		return
-	}
-	if err != nil || len(tags) > 0 {
-		t.Errorf("%s holds tags %v (%v), want nothing pushed", repo, tags, err)
-	}
-}
-
-// inTempDir runs f with TMPDIR (where every temporary file of the build
-// goes) set to dir.
-func inTempDir[T any](t *testing.T, dir string, f func() T) T {
-	t.Helper()
-	old, had := os.LookupEnv("TMPDIR")
-	os.Setenv("TMPDIR", dir)
-	defer func() {
-		if had {
-			os.Setenv("TMPDIR", old)
-		} else {
-			os.Unsetenv("TMPDIR")
-		}
-	}()
-	return f()
-}
-
-// startPeakRSS resets this process's peak resident set size (VmHWM) and
-// returns a function that tells how far above the resident size at the
-// reset the peak went since.
-func startPeakRSS(t *testing.T) func() int64 {
-	t.Helper()
-	runtime.GC()
-	debug.FreeOSMemory()
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		t.Fatalf("reset the peak RSS: %v", err)
-	}
-	start := procStatus(t, "VmRSS")
-	return func() int64 { return procStatus(t, "VmHWM") - start }
-}
-
-// procStatus reads a kB field of /proc/self/status, in bytes.
-func procStatus(t *testing.T, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			var kb int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
-				t.Fatalf("/proc/self/status %s: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("/proc/self/status has no %s", field)
-	return 0
-}
-
-// leftInTemp fails if the build left anything in its temporary directory.
-func leftInTemp(t *testing.T, dir string) {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		t.Errorf("left behind in the temporary directory: %s", e.Name())
-	}
-}
-
-// A registry that serves another blob than the manifest names, on the first
-// fetch only: the base is read once for hardening, later reads get the
-// genuine bytes. Refused before anything is used.
-func TestBlobSwappedOnFirstFetch(t *testing.T) {
+// A registry that refuses everyone, whatever the credentials: the build
+// stops at the first refusal, naming the registry and the flags that gave
+// the credentials (or that none were given), and never prints the secret.
+func TestHostileRegistryRefusesEveryone(t *testing.T) {
 	reg := registrytest.Start(t)
-	bb := busybox(t)
-	// The swapped layer is the lowest (go-containerregistry flattens from
-	// the top, so the whole trojan is read before its digest fails), and the
-	// trojan is the smaller blob: read to its end it verifies nothing, and
-	// nothing about its length gives it away first.
-	pad := make([]byte, 0, 16<<10)
-	for sum := sha256.Sum256(nil); len(pad) < cap(pad); sum = sha256.Sum256(sum[:]) {
-		pad = append(pad, sum[:]...) // incompressible
+	h := registrytest.StartHostile(t, reg)
+	testbase.Push(t, testbase.Musl(t), reg.Host+"/library/alpine-like:3.21")
+	h.RefuseAll()
+	const secret = "s3cret-token-that-must-not-show"
+	base, push := h.Host+"/library/alpine-like:3.21", h.Host+"/sqlite-graft/alpine:refused"
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		want  string
+	}{
+		{"flags", []string{"--registry-username", "ci", "--registry-password-env", "REGISTRY_TOKEN"},
+			"registry " + h.Host + " refused the credentials of --registry-username ci (--registry-password-env REGISTRY_TOKEN): 401 UNAUTHORIZED"},
+		{"anonymous", nil, "registry " + h.Host + " refused anonymous access: 401 UNAUTHORIZED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSandbox(t, "REGISTRY_TOKEN="+secret)
+			before := len(h.Requests())
+			r := s.run(t, 2*time.Minute, hostileBuild(t, base, push, tc.flags...)...)
+			if r.code != 1 {
+				t.Errorf("build = %d, want 1", r.code)
+			}
+			wantAll(t, "the error", r.stderr, tc.want)
+			if strings.Contains(r.stderr+r.stdout, secret) {
+				t.Errorf("the secret is in the output:\n%s", r.stderr)
+			}
+			// No loop: a refusal ends the build.
+			if n := len(h.Requests()) - before; n > 10 {
+				t.Errorf("%d requests to a registry that refuses everyone, want a few: %v", n, h.Requests()[before:])
+			}
+			tagAbsent(t, reg, reg.Host+"/sqlite-graft/alpine:refused")
+			s.leftNothing(t)
+		})
 	}
-	genuine := rawLayer(t, testbase.Entry{Name: "usr/", Type: tar.TypeDir}, testbase.Entry{Name: "usr/bin/", Type: tar.TypeDir},
-		testbase.Entry{Name: "usr/bin/tool", Mode: 0o4755, Data: bb}, testbase.Entry{Name: "usr/share/doc/pad", Data: pad})
-	trojan := rawLayer(t, testbase.Entry{Name: "usr/", Type: tar.TypeDir}, testbase.Entry{Name: "usr/bin/", Type: tar.TypeDir},
-		testbase.Entry{Name: "usr/bin/tool", Mode: 0o4755, Data: append(bytes.Clone(bb), "trojan"...)})
-	musl := testbase.Musl(t)
-	cf, err := musl.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.RootFS.DiffIDs, cf.History = nil, nil
-	under, err := mutate.ConfigFile(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls, err := musl.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := testbase.WithLayers(under, append([]v1.Layer{genuine}, ls...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := testbase.Push(t, img, reg.Host+"/hostile/swap:base")
-	d, _ := genuine.Digest()
-	rc, _ := trojan.Compressed()
-	other, _ := io.ReadAll(rc)
-	swap := &swapFirstFetch{base: reg.Transport, blob: "/blobs/" + d.String(), other: other}
-
-	repo := reg.Host + "/graft/swap"
-	cache, err := fixtures.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := buildEnv(t, cache)
-	def, err := imagedef.Embedded("alpine-3.21")
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := graft.ImageRequest{
-		Def: def, Source: graft.SourceRequest{From: moduleZip(t, "3.51.3")}, Base: base.String(),
-		Platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}}, Compiler: localCompiler(cache, env.Log),
-		BaseOptions: []remote.Option{remote.WithTransport(swap)}, Push: repo,
-	}
-	tmp := t.TempDir()
-	err = inTempDir(t, tmp, func() error { _, err := env.BuildImage(t.Context(), req); return err })
-	if err == nil || !strings.Contains(err.Error(), "layer "+d.String()) ||
-		!strings.Contains(err.Error(), "content has digest") && !strings.Contains(err.Error(), "error verifying") {
-		t.Errorf("BuildImage(blob swapped on the first fetch) = %v, want the layer %s and the mismatch named", err, d)
-	}
-	t.Logf("refused: %v", err)
-	if !swap.swapped() {
-		t.Error("the swapped blob was never served")
-	}
-	leftInTemp(t, tmp)
-	nothingPushed(t, reg, repo)
 }
 
-// swapFirstFetch serves other bytes for one blob, the first time it is
-// fetched, as a compromised or buggy registry or mirror would.
-type swapFirstFetch struct {
-	base  http.RoundTripper
-	blob  string // path suffix /blobs/sha256:...
-	other []byte
-	mu    sync.Mutex
-	done  bool
-}
+// A private base on a registry with htpasswd auth (TLS): the base is pulled
+// with the credentials of the push's flags. A wrong password fails at once,
+// naming the registry and the flags. With the right one the build pushes,
+// and no program it runs — compiler, umoci, runc, the probe in the image —
+// sees the variable that holds the token: wrappers first on PATH record
+// their environment.
+func TestPrivateBaseAndTokenStaysHome(t *testing.T) {
+	const secret = "correct-horse-battery-staple-42"
+	reg := registrytest.Start(t, registrytest.WithTLS(), registrytest.WithHTPasswd("ci", secret))
+	base := reg.Host + "/library/private:3.21"
+	testbase.Push(t, testbase.Musl(t), base, reg.RemoteOptions()...)
+	push := reg.Host + "/sqlite-graft/alpine:private"
+	flags := []string{"--registry-username", "ci", "--registry-password-env", "REGISTRY_TOKEN"}
+	ca := "SSL_CERT_FILE=" + filepath.Join(reg.CertDir, "ca.crt")
 
-func (s *swapFirstFetch) RoundTrip(r *http.Request) (*http.Response, error) {
-	s.mu.Lock()
-	first := !s.done && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, s.blob)
-	if first {
-		s.done = true
+	s := newSandbox(t, ca, "REGISTRY_TOKEN=wrong-password-1234")
+	r := s.run(t, 2*time.Minute, hostileBuild(t, base, push, flags...)...)
+	if r.code != 1 {
+		t.Errorf("build with a wrong password = %d, want 1", r.code)
 	}
-	s.mu.Unlock()
-	if !first {
-		return s.base.RoundTrip(r)
+	wantAll(t, "the error", r.stderr, "registry "+reg.Host+" refused the credentials of --registry-username ci (--registry-password-env REGISTRY_TOKEN): 401 UNAUTHORIZED")
+	if strings.Contains(r.stderr, "wrong-password-1234") {
+		t.Errorf("the password is in the output:\n%s", r.stderr)
 	}
-	// Chunked, without a length to compare with the manifest's.
-	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: r,
-		Header: http.Header{"Content-Type": {"application/octet-stream"}}, TransferEncoding: []string{"chunked"},
-		ContentLength: -1, Body: io.NopCloser(bytes.NewReader(s.other))}, nil
+	tagAbsent(t, reg, push)
+	s.leftNothing(t)
+
+	// Wrappers record the environment of every program the build starts.
+	record, wrappers := t.TempDir(), t.TempDir()
+	for _, prog := range []string{"cc", "musl-gcc", "umoci", "runc"} {
+		real, err := exec.LookPath(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := "#!/bin/sh\nenv > \"" + record + "/" + prog + ".$$\"\nexec " + real + " \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(wrappers, prog), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = newSandbox(t, ca, "REGISTRY_TOKEN="+secret)
+	s.env[0] = "PATH=" + wrappers + ":" + os.Getenv("PATH")
+	res := filepath.Join(t.TempDir(), "result.json")
+	r = s.run(t, 10*time.Minute, hostileBuild(t, base, push, append(flags, "--result", res)...)...)
+	if r.code != 0 {
+		t.Fatalf("build of a private base with the right password = %d:\n%s", r.code, r.stderr)
+	}
+	if got := readResult(t, res); len(got.Pushed) != 1 || got.Pushed[0] != push {
+		t.Errorf("pushed %v, want %s", got.Pushed, push)
+	}
+	recorded, _ := os.ReadDir(record)
+	seen := map[string]bool{}
+	for _, e := range recorded {
+		seen[strings.Split(e.Name(), ".")[0]] = true
+		b, _ := os.ReadFile(filepath.Join(record, e.Name()))
+		if strings.Contains(string(b), secret) || strings.Contains(string(b), "REGISTRY_TOKEN") {
+			t.Errorf("%s ran with the token in its environment:\n%s", e.Name(), b)
+		}
+	}
+	for _, prog := range []string{"musl-gcc", "umoci", "runc"} {
+		if !seen[prog] {
+			t.Errorf("%s was not run through its wrapper (recorded: %v)", prog, seen)
+		}
+	}
+	if strings.Contains(r.stderr+r.stdout, secret) {
+		t.Errorf("the secret is in the output")
+	}
+	s.leftNothing(t)
 }
 
-func (s *swapFirstFetch) swapped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.done
-}
+// A copied io.github.sqlite-graft.inputs label under the target tag is not
+// "unchanged": an image carrying it must be the resolved base's layers plus
+// one, name the base digest, and have a provenance referrer that records
+// the same inputs. Otherwise the build says why and rebuilds; the tag ends
+// on the genuine image, not the forged one.
+func TestForgedUnchangedLabel(t *testing.T) {
+	reg := registrytest.Start(t)
+	baseImg := testbase.Musl(t)
+	baseTag := reg.Host + "/library/alpine-like:3.21"
+	base := testbase.Push(t, baseImg, baseTag)
+	target := reg.Host + "/sqlite-graft/alpine:forged"
+	args := hostileBuild(t, baseTag, target)
 
-// buildEnv is what `sqlite-graft build` wires, with the shared test cache.
-func buildEnv(t *testing.T, cache string) *graft.Env {
-	t.Helper()
-	p, err := pins.Parse(sqlitegraft.PinsFileName, sqlitegraft.PinsYAML)
+	// The label as the build would write it, from the plan of a dry run.
+	r := sqliteGraft(t, append(args, "--dry-run", "--log-format", "json")...)
+	var plan struct {
+		Inputs      graft.Inputs
+		Fingerprint string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || plan.Fingerprint == "" {
+		t.Fatalf("dry run = %d %q: %v", r.code, r.stdout, err)
+	}
+	inputs, _ := json.Marshal(plan.Inputs)
+	labelled := func(img v1.Image, extra map[string]string) v1.Image {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.Config.Labels = map[string]string{graft.LabelInputs: string(inputs), graft.LabelFingerprint: plan.Fingerprint}
+		for k, v := range extra {
+			cf.Config.Labels[k] = v
+		}
+		img, err = mutate.ConfigFile(img, cf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	trojan, err := mutateAppendFile(baseImg, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	return &graft.Env{Pins: p, Patches: sqlitegraft.Patches(), Recipe: recipe.Default(),
-		Fetcher: source.New(source.WithCacheDir(cache), source.WithLogger(log)), Log: log}
+	for _, tc := range []struct {
+		name string
+		img  v1.Image
+		why  string
+	}{
+		{"label-on-the-base", labelled(baseImg, nil), "its layers (1) are not the layers of base " + base.String() + " (1) plus one"},
+		{"base-plus-one-layer", labelled(trojan, map[string]string{"org.opencontainers.image.base.digest": base.DigestStr()}), "no provenance referrer of sha256:"},
+	} {
+		forged := testbase.Push(t, tc.img, target)
+		r := sqliteGraft(t, append(args, "--dry-run")...)
+		wantAll(t, tc.name+": the dry run", r.stdout, "build, check, write", target+" carries our label but is not structurally ours: "+tc.why)
+		if r.code != 0 || strings.Contains(r.stdout, "nothing to do") {
+			t.Errorf("%s: dry run = %d, want a plan to build:\n%s", tc.name, r.code, r.stdout)
+		}
+		t.Logf("%s: forged %s", tc.name, forged)
+	}
+
+	// The build rebuilds and moves the tag to the genuine image.
+	s := newSandbox(t)
+	res := filepath.Join(t.TempDir(), "result.json")
+	r = s.run(t, 10*time.Minute, append(args, "--result", res, "--log-level", "info")...)
+	if r.code != 0 {
+		t.Fatalf("build over a forged tag = %d:\n%s", r.code, r.stderr)
+	}
+	s.leftNothing(t)
+	got := readResult(t, res)
+	tag, _ := name.NewTag(target)
+	desc, err := remote.Head(tag, reg.RemoteOptions()...)
+	if err != nil || got.Unchanged || desc.Digest.String() != got.Digest {
+		t.Fatalf("result %+v, tag at %v (%v); want a rebuild that moved the tag", got, desc, err)
+	}
+	wantAll(t, "the build's log", r.stderr, "carries our label but is not structurally ours")
+	img, err := remote.Image(tag, reg.RemoteOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passwd := testbase.ReadFile(t, img, "/etc/passwd"); strings.Contains(string(passwd), "toor") {
+		t.Errorf("the tag still serves the forged /etc/passwd:\n%s", passwd)
+	}
+	// And the genuine image is trusted as unchanged.
+	r = sqliteGraft(t, append(args, "--dry-run")...)
+	wantAll(t, "the dry run after the rebuild", r.stdout, "nothing to do")
 }
 
-func localCompiler(cache string, log logrus.FieldLogger) graft.Compiler {
-	return func(p v1.Platform) (recipe.Executor, string, error) {
-		exec := local.New(local.Musl, local.WithLogger(log))
-		return buildcache.New(exec, cache, log), exec.CC(), nil
+// pauseBase is the musl base whose config preloads a library that waits
+// for ever in every process: every probe in the image hangs.
+func pauseBase(t *testing.T, reg *registrytest.Registry) string {
+	img := testbase.WithPreload(t, testbase.Musl(t), "musl", "/usr/lib/pause.so", testbase.PauseSource)
+	return testbase.Push(t, img, reg.Host+"/library/pause:3.21").String()
+}
+
+// A base whose preload never returns: the first probe in the image times
+// out after --check-timeout, the error names it, no container is left.
+func TestBasePreloadHangTimesOut(t *testing.T) {
+	reg := registrytest.Start(t)
+	push := reg.Host + "/sqlite-graft/alpine:pause"
+	s := newSandbox(t)
+	r := s.run(t, 5*time.Minute, hostileBuild(t, pauseBase(t, reg), push, "--check-timeout", "3s")...)
+	if r.code != 1 {
+		t.Errorf("build = %d, want 1", r.code)
 	}
+	wantAll(t, "the error", r.stderr, "probe whoami: no result within 3s (timed out; killed)", "nothing pushed")
+	tagAbsent(t, reg, push)
+	s.leftNothing(t)
+}
+
+// SIGTERM while a probe in the image hangs: the build ends promptly and
+// leaves nothing — no runc container, no temporary directory, no tag.
+func TestSIGTERMLeavesNothing(t *testing.T) {
+	reg := registrytest.Start(t)
+	push := reg.Host + "/sqlite-graft/alpine:sigterm"
+	base := pauseBase(t, reg)
+	s := newSandbox(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd, _, stderr := s.command(t, ctx, hostileBuild(t, base, push)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Wait for the hanging probe's container.
+	for len(s.containers(t)) == 0 {
+		select {
+		case err := <-exited:
+			t.Fatalf("build ended (%v) before a probe ran:\n%s", err, stderr)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		var code int
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != 1 {
+			t.Errorf("build after SIGTERM: %v, want exit status 1", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("build still running 60s after SIGTERM:\n%s", stderr)
+	}
+	wantAll(t, "the error", stderr.String(), "sqlite-graft: error: stopped (terminated signal received): nothing pushed", "probe whoami: terminated signal received")
+	tagAbsent(t, reg, push)
+	s.leftNothing(t)
+}
+
+// lastLines is the end of a log, for test output.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -56,6 +56,7 @@ type ImageRequest struct {
 	// RegistryOptions read the target repository (auth) for the no-op check.
 	RegistryOptions []remote.Option
 	Stress          *check.StressOptions // inside the image, before anything is written
+	CheckTimeout    time.Duration        // of each process the image check runs; 0: the check's default
 	// ProvenanceFile, when set, receives the in-toto provenance statement.
 	ProvenanceFile string
 	SkipChecks     bool // only for platforms that cannot run here
@@ -201,7 +202,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 				continue
 			}
 			e.Log.WithField("platform", b.platform.String()).Info("checking the image under runc")
-			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Logger: e.Log, BaselineKind: b.checks.baseline,
+			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Timeout: req.CheckTimeout, Logger: e.Log, BaselineKind: b.checks.baseline,
 				MaxUnpackedSize: req.MaxUnpackedSize}
 			if def.Preload == imagedef.PreloadWrapper {
 				opts.Wrapper = []string{layer.WrapperPath}
@@ -259,7 +260,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
 		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
 		Patches: provPatches(first.build.Source.Patches), Recipe: first.build.Plan, Toolchain: first.build.Toolchain,
-		ToolVersion: ToolVersion, Started: created, Finished: created,
+		ToolVersion: ToolVersion, InputsFingerprint: plan.Fingerprint, Started: created, Finished: created,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provenance: %w", err)

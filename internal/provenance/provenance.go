@@ -109,6 +109,11 @@ type Input struct {
 
 	Toolchain   string // compiler identity (internalParameters.toolchain)
 	ToolVersion string // sqlite-graft version (runDetails.builder.version)
+	// InputsFingerprint is the build's fingerprint of everything it
+	// resolved (sha256:..., internalParameters.inputs_fingerprint): a later
+	// run that finds an image under its tags trusts it as a build of the
+	// same inputs only when a provenance referrer of it says so.
+	InputsFingerprint string
 
 	Started, Finished time.Time // SOURCE_DATE_EPOCH-based; zero leaves them out
 }
@@ -264,8 +269,18 @@ func Build(in Input) (*intoto.Statement, error) {
 		ExternalParameters:   extStruct,
 		ResolvedDependencies: deps,
 	}
+	internal := map[string]any{}
 	if in.Toolchain != "" {
-		if def.InternalParameters, err = structpb.NewStruct(map[string]any{"toolchain": in.Toolchain}); err != nil {
+		internal["toolchain"] = in.Toolchain
+	}
+	if in.InputsFingerprint != "" {
+		if _, err := sha256Digest("inputs fingerprint", in.InputsFingerprint); err != nil {
+			return nil, err
+		}
+		internal[inputsFingerprintKey] = in.InputsFingerprint
+	}
+	if len(internal) > 0 {
+		if def.InternalParameters, err = structpb.NewStruct(internal); err != nil {
 			return nil, err
 		}
 	}
@@ -305,6 +320,15 @@ func Build(in Input) (*intoto.Statement, error) {
 		return nil, fmt.Errorf("provenance: statement: %w", err)
 	}
 	return st, nil
+}
+
+const inputsFingerprintKey = "inputs_fingerprint"
+
+// InputsFingerprint is the inputs fingerprint a statement's predicate
+// records ("" : none).
+func InputsFingerprint(pred *slsa.Provenance) string {
+	v, _ := pred.GetBuildDefinition().GetInternalParameters().AsMap()[inputsFingerprintKey].(string)
+	return v
 }
 
 // Statement is the statement as JSON: protojson's field names, keys sorted,

@@ -45,6 +45,7 @@ func input() Input {
 		}},
 		Toolchain:            "gcc (Debian 14.2.0-19) 14.2.0",
 		ToolVersion:          "0.3.0",
+		InputsFingerprint:    "sha256:" + strings.Repeat("ab", 32),
 		Started:              when,
 		Finished:             when,
 		InheritedLabels:      map[string]string{"maintainer": "base team", "org.opencontainers.image.vendor": "Example"},
@@ -80,6 +81,9 @@ func TestStatementRoundTrip(t *testing.T) {
 	argv := steps[0].(map[string]any)["argv"].([]any)
 	if len(argv) != 7 || argv[2] != "-DSQLITE_ENABLE_FTS5" {
 		t.Errorf("recipe argv = %v", argv)
+	}
+	if fp := InputsFingerprint(pred); fp != "sha256:"+strings.Repeat("ab", 32) {
+		t.Errorf("InputsFingerprint = %q, want sha256:abab...", fp)
 	}
 	if tc := def.GetInternalParameters().AsMap()["toolchain"]; tc != "gcc (Debian 14.2.0-19) 14.2.0" {
 		t.Errorf("toolchain = %v", tc)
@@ -166,7 +170,7 @@ func TestOptional(t *testing.T) {
 	in.ArchiveSHA3 = ""
 	in.Started, in.Finished = time.Time{}, time.Time{}
 	in.Recipe = nil
-	in.Toolchain = ""
+	in.Toolchain, in.InputsFingerprint = "", ""
 	in.ToolVersion = ""
 	in.BuildType = "https://example.test/build/v9"
 	data, err := Statement(in)
@@ -184,7 +188,7 @@ func TestOptional(t *testing.T) {
 		t.Error("build type not taken")
 	}
 	if pred.GetBuildDefinition().GetInternalParameters() != nil {
-		t.Error("internal parameters without a toolchain")
+		t.Error("internal parameters without a toolchain or a fingerprint")
 	}
 }
 
