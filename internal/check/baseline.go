@@ -99,14 +99,14 @@ func (ir *ImageReport) baselineLibrary(root rootfs, opts ImageOptions, libc stri
 // its path as asked, which baselineEnv binds by name) with the graft turned
 // off, and compares compile options and exported symbols. For BaselineNone
 // it notes where that comparison happens instead.
-func (ir *ImageReport) compareWithBaseline(ctx context.Context, c *container, env []string, libc, baseline string, in *info, baseELF, graftELF *elfInfo) error {
+func (ir *ImageReport) compareWithBaseline(ctx context.Context, c imageRunner, env []string, libc, baseline string, in *info, baseELF, graftELF *elfInfo) error {
 	r := ir.Report
 	if ir.BaselineKind == BaselineNone {
 		r.Notes = append(r.Notes, "the base carries no SQLite of its own: the probe was linked against the soname libsqlite3.so.0 alone; compile options and exported symbols are compared in the downstream check, against the distribution's package")
 		return nil
 	}
 	var bin info
-	if err := runProbeJSON(ctx, unwrapped{c}, baselineEnv(env, libc, baseline), &bin, "info"); err != nil {
+	if err := runProbeJSON(ctx, c.unwrapped(), baselineEnv(env, libc, baseline), &bin, "info"); err != nil {
 		return fmt.Errorf("the baseline SQLite with the graft turned off: %w", err)
 	}
 	if got := sqliteFilesIn(bin.Mapped, r.Lib, r.Baseline); !slices.Contains(got, r.Baseline) {

@@ -49,7 +49,7 @@ func TestImageHostilePreloadTouchesNoHostFile(t *testing.T) {
 	r, err := Image(ctx, ImageOptions{
 		Image: img, Want: &want, Stress: &st, Logger: testLogger(t),
 		// busybox is static (no preload): the dynamically linked client plants.
-		Client: []string{"/bin/sh", "-c", testbase.Client + " >/dev/null && test -L " + workMount + "/stop && test -L /tmp/planted && echo 3.51.3"},
+		Client: []string{"/bin/sh", "-c", testbase.Client + " >/dev/null && test -L " + ScratchDir + "/stop && test -L /tmp/planted && echo 3.51.3"},
 	})
 	if err != nil {
 		t.Errorf("Image(base with a planting preload) = %v, want it to pass", err)

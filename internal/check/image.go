@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -53,6 +52,8 @@ type ImageOptions struct {
 	// Graft is the grafted library inside the image; default
 	// layer.LibraryPath. The one SQLite mapped must be this file.
 	Graft string
+	// Sandbox runs the image's processes; nil: Runc, on this machine.
+	Sandbox Sandbox
 	// Wrapper is a command prefix for the probe and the client, for images
 	// built with preload: wrapper (e.g. {layer.WrapperPath}); nil for images
 	// whose environment preloads the graft (preload: env).
@@ -112,6 +113,20 @@ func (ir *ImageReport) problem(format string, args ...any) {
 	ir.imageProblems = append(ir.imageProblems, fmt.Sprintf(format, args...))
 }
 
+// Summary is the verdict in one line: the SQLite the image gives, as which
+// user, the libsqlite3 files mapped, what it was compared with.
+func (ir *ImageReport) Summary() string {
+	status := "ok"
+	if len(ir.Problems) > 0 {
+		status = fmt.Sprintf("%d check(s) failed", len(ir.Problems))
+	}
+	base := string(ir.BaselineKind)
+	if ir.BaselinePackage != "" {
+		base += " (" + ir.BaselinePackage + ")"
+	}
+	return fmt.Sprintf("SQLite %s as uid %d, mapped %v, baseline %s: %s", ir.Report.Version, ir.UID, ir.Report.Mapped, base, status)
+}
+
 // finish collects the problems and returns the error naming each.
 func (ir *ImageReport) finish() error {
 	ir.Problems = append(slices.Clone(ir.imageProblems), ir.Report.Problems...)
@@ -121,12 +136,12 @@ func (ir *ImageReport) finish() error {
 	return fmt.Errorf("image %s: %d check(s) failed:\n  - %s", ir.Image, len(ir.Problems), strings.Join(ir.Problems, "\n  - "))
 }
 
-// Image checks a finished image from inside, under a real OCI runtime: it
-// writes the image to a temporary OCI layout, unpacks it with umoci into a
-// runtime bundle (umoci turns the image config into the runtime config: user,
-// environment, working directory) and runs a probe compiled on this machine,
-// linked against the base's own libsqlite3.so.0 as distro programs are,
-// with runc — as the image's user, under the image's environment. It proves:
+// Image checks a finished image from inside: its files are read in Go
+// from the image's verified layers, and its processes run in a Sandbox
+// (ImageOptions.Sandbox: runc on this machine, or a Dagger engine) as the
+// image's user, under the image's environment, with a probe linked against
+// the base's own libsqlite3.so.0 as distro programs are. The checks and the
+// verdict are the same on every sandbox. It proves:
 //   - identity: the SQLite the probe (and the client) gets is the pinned
 //     version and source id;
 //   - one copy: exactly one libsqlite3 is mapped in that process, the grafted
@@ -136,13 +151,8 @@ func (ir *ImageReport) finish() error {
 //     exported symbols cover the base library's public API, and the feature
 //     probes pass;
 //   - the stress test loses no row (ImageOptions.Stress);
-//   - hardening: no setuid/setgid files in the image, and the process does
-//     not run as root.
-//
-// It needs root (umoci unpack, runc), umoci and runc, and the C compiler of
-// the image's libc on this machine (cc, musl-gcc); the image must be for
-// this machine's architecture. A glibc probe built here needs the image's
-// glibc to be at least as new as this machine's.
+//   - hardening: no setuid/setgid files or file capabilities in the image,
+//     and the process does not run as root.
 //
 // The report is returned even when a check fails; the error then names each
 // failure.
@@ -177,34 +187,22 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	}
 	log = log.WithField("baseline", ir.BaselineKind)
 
-	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH {
-		return fail(fmt.Errorf("the image is for %s/%s; this machine runs linux/%s images only", cf.OS, cf.Architecture, runtime.GOARCH))
+	sandbox := opts.Sandbox
+	if sandbox == nil {
+		sandbox = Runc{}
 	}
-	if os.Geteuid() != 0 {
-		return fail(fmt.Errorf("the image check needs root (umoci unpack keeps owners and set-id bits; runc runs the image's user)"))
-	}
-	umoci, err := exec.LookPath("umoci")
-	if err != nil {
-		return fail(fmt.Errorf("umoci (Debian package umoci) unpacks the image for runc: %w", err))
-	}
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		return fail(fmt.Errorf("runc (Debian package runc) runs the checks inside the image: %w", err))
-	}
-
 	tmp, err := os.MkdirTemp("", "sqlite-graft-image-")
 	if err != nil {
 		return fail(err)
 	}
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	root, err := openImage(ctx, umoci, opts.Image, tmp, opts.MaxUnpackedSize)
+	root, err := openFiles(opts.Image, opts.MaxUnpackedSize)
 	if err != nil {
 		return fail(err)
 	}
 	defer root.close()
-	bundle := root.bundle
-	log.WithField("seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds())).Debug("image unpacked")
+	log.WithField("seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds())).Debug("image read")
 
 	libc, loader, err := root.libc()
 	if err != nil {
@@ -276,20 +274,13 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if err := root.copyOut(linkFrom, filepath.Join(link, "libsqlite3.so.0")); err != nil {
 		return fail(err)
 	}
-	probeDir := filepath.Join(tmp, "probe")
-	if err := os.Mkdir(probeDir, 0o755); err != nil {
-		return fail(err)
-	}
-	p, err := buildProbe(ctx, probeDir, libc, filepath.Join(link, "libsqlite3.so.0"))
+	sess, err := sandbox.Open(ctx, opts.Image, ProbeBuild{Libc: libc, Link: filepath.Join(link, "libsqlite3.so.0")})
 	if err != nil {
 		return fail(err)
 	}
-	c, err := newContainer(runc, bundle, p.bin)
-	if err != nil {
-		return fail(err)
-	}
-	defer c.cleanup()
-	c.wrap, c.runTimeout = opts.Wrapper, opts.Timeout
+	defer sess.Close()
+	log.WithField("seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds())).Debug("image opened in the sandbox")
+	c := imageRunner{s: sess, wrap: opts.Wrapper, runTimeout: opts.Timeout}
 	env := slices.Clone(cf.Config.Env)
 
 	// Who the image's processes run as, and with what environment.
@@ -389,17 +380,6 @@ func baselineEnv(env []string, libc, baseline string) []string {
 	return append(out, "LD_PRELOAD="+baseline)
 }
 
-// unwrapped runs the probe without the image's wrapper.
-type unwrapped struct{ c *container }
-
-func (u unwrapped) command(ctx context.Context, env []string, args ...string) *exec.Cmd {
-	return u.c.exec(ctx, env, append([]string{probeMount}, args...)...)
-}
-
-func (u unwrapped) scratch() (string, error) { return u.c.scratch() }
-
-func (u unwrapped) timeout() time.Duration { return u.c.timeout() }
-
 // whoami is what `probe whoami` reports.
 type whoami struct {
 	UID  int      `json:"uid"`
@@ -480,7 +460,7 @@ var sourceIDLine = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [0-9a-f]{
 
 // runClient runs the client inside the image as the image's user under its
 // environment and compares what it prints with the pin.
-func (ir *ImageReport) runClient(ctx context.Context, c *container, root rootfs, env []string, opts ImageOptions) {
+func (ir *ImageReport) runClient(ctx context.Context, c imageRunner, root rootfs, env []string, opts ImageOptions) {
 	client, defaulted := opts.Client, false
 	if len(client) == 0 {
 		for _, py := range []string{"/usr/bin/python3", "/usr/local/bin/python3"} {

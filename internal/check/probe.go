@@ -95,11 +95,11 @@ func cleanEnv(extra ...string) []string {
 	return childenv.Env(extra...)
 }
 
-// command prepares the probe with the given environment.
-func (p *probe) command(ctx context.Context, env []string, args ...string) *exec.Cmd {
+// probe runs the probe on the host with the given environment.
+func (p *probe) probe(ctx context.Context, env []string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, p.bin, args...)
 	cmd.Env = env
-	return cmd
+	return output(cmd, "probe "+strings.Join(args, " "))
 }
 
 // run runs the probe to completion and returns its standard output.

@@ -1,24 +1,18 @@
 package check
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 
-	"github.com/sqlite-graft/sqlite-graft/internal/childenv"
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 )
@@ -27,51 +21,23 @@ import (
 // files (set-id bits, file capabilities, the libraries' ELF, /etc/passwd,
 // the libc) are read from the image's layers through imagefs — verified,
 // confined, never by opening a path on the host that the image shaped (a
-// FIFO or a device there is refused, not opened). dir is the same image
-// unpacked by umoci for runc. Paths "in" it are absolute paths as the
-// container sees them; symlinks are followed the way the container would
-// (an absolute target starts again at the image's root, ".." stops at it).
+// FIFO or a device there is refused, not opened) — the same on every
+// Sandbox. Paths "in" it are absolute paths as the container sees them;
+// symlinks are followed the way the container would (an absolute target
+// starts again at the image's root, ".." stops at it).
 type rootfs struct {
-	dir    string // the unpacked rootfs on the host, for runc
-	bundle string // the runtime bundle around it
-	files  *imagefs.FS
+	files *imagefs.FS
 }
 
-// openImage writes img to an OCI layout under dir, reads its files from
-// that layout through imagefs (each layer verified, the unpacked size
-// capped at maxUnpacked, 0 meaning imagefs' default), and only then unpacks
-// it with umoci into a runtime bundle: a bomb or a hostile layer is refused
-// before anything is unpacked.
-func openImage(ctx context.Context, umoci string, img v1.Image, dir string, maxUnpacked int64) (rootfs, error) {
-	oci := filepath.Join(dir, "oci")
-	lp, err := layout.Write(oci, empty.Index)
-	if err != nil {
-		return rootfs{}, fmt.Errorf("write the image to an OCI layout: %w", err)
-	}
-	const tag = "check"
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
-		return rootfs{}, fmt.Errorf("write the image to an OCI layout: %w", err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return rootfs{}, err
-	}
-	written, err := lp.Image(d)
-	if err != nil {
-		return rootfs{}, fmt.Errorf("read the image back from its OCI layout: %w", err)
-	}
-	files, err := imagefs.Open(written, imagefs.Limits{MaxUnpackedSize: maxUnpacked})
+// openFiles reads img's files through imagefs: each layer verified, the
+// unpacked size capped at maxUnpacked (0 meaning imagefs' default), before
+// any sandbox unpacks or runs anything of it.
+func openFiles(img v1.Image, maxUnpacked int64) (rootfs, error) {
+	files, err := imagefs.Open(img, imagefs.Limits{MaxUnpackedSize: maxUnpacked})
 	if err != nil {
 		return rootfs{}, fmt.Errorf("the image's files: %w", err)
 	}
-	bundle := filepath.Join(dir, "bundle")
-	if _, err := runBounded(ctx, unpackTimeout, "umoci unpack", func(ctx context.Context) *exec.Cmd {
-		return childenv.Command(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
-	}); err != nil {
-		files.Close()
-		return rootfs{}, err
-	}
-	return rootfs{dir: filepath.Join(bundle, "rootfs"), bundle: bundle, files: files}, nil
+	return rootfs{files: files}, nil
 }
 
 func (r rootfs) close() error { return r.files.Close() }

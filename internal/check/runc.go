@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,20 +10,100 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+
 	"github.com/sqlite-graft/sqlite-graft/internal/childenv"
 )
 
-// Where the image check mounts its pieces inside the container.
-const (
-	mountDir   = "/run/sqlite-graft"
-	probeMount = mountDir + "/probe" // the probe, read-only
-	workMount  = mountDir + "/work"  // a tmpfs of each run, where the stress test's database lives
-)
+// Runc is the local Sandbox: the image unpacked by umoci into a runtime
+// bundle, each process a `runc run` of it. It needs root (umoci unpack
+// keeps owners and set-id bits; runc runs the image's user), umoci and
+// runc, and the C compiler of the image's libc on this machine (cc,
+// musl-gcc), which builds the probe; the image must be for this machine's
+// architecture, and a glibc probe built here needs the image's glibc to be
+// at least as new as this machine's.
+type Runc struct{}
+
+// Open unpacks img into a temporary runtime bundle and builds the probe.
+func (Runc) Open(ctx context.Context, img v1.Image, pb ProbeBuild) (Session, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH {
+		return nil, fmt.Errorf("the image is for %s/%s; this machine runs linux/%s images only", cf.OS, cf.Architecture, runtime.GOARCH)
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("the image check needs root (umoci unpack keeps owners and set-id bits; runc runs the image's user)")
+	}
+	umoci, err := exec.LookPath("umoci")
+	if err != nil {
+		return nil, fmt.Errorf("umoci (Debian package umoci) unpacks the image for runc: %w", err)
+	}
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		return nil, fmt.Errorf("runc (Debian package runc) runs the checks inside the image: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "sqlite-graft-runc-")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (Session, error) {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	bundle, err := unpack(ctx, umoci, img, dir)
+	if err != nil {
+		return fail(err)
+	}
+	probeDir := filepath.Join(dir, "probe")
+	if err := os.Mkdir(probeDir, 0o755); err != nil {
+		return fail(err)
+	}
+	p, err := buildProbe(ctx, probeDir, pb.Libc, pb.Link)
+	if err != nil {
+		return fail(err)
+	}
+	c, err := newContainer(runc, bundle, p.bin)
+	if err != nil {
+		return fail(err)
+	}
+	c.dir = dir
+	return c, nil
+}
+
+// unpack writes img to an OCI layout under dir and unpacks it with umoci
+// into a runtime bundle, whose path it returns.
+func unpack(ctx context.Context, umoci string, img v1.Image, dir string) (string, error) {
+	oci := filepath.Join(dir, "oci")
+	lp, err := layout.Write(oci, empty.Index)
+	if err != nil {
+		return "", fmt.Errorf("write the image to an OCI layout: %w", err)
+	}
+	const tag = "check"
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
+		return "", fmt.Errorf("write the image to an OCI layout: %w", err)
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if _, err := runBounded(ctx, unpackTimeout, "umoci unpack", func(ctx context.Context) *exec.Cmd {
+		return childenv.Command(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
+	}); err != nil {
+		return "", err
+	}
+	// The layout was only umoci's input: the bundle is what runs.
+	if err := os.RemoveAll(oci); err != nil {
+		return "", err
+	}
+	return bundle, nil
+}
 
 // container runs commands inside one unpacked image with runc: each command
 // is its own `runc run` of a bundle that shares the unpacked rootfs and the
@@ -34,14 +115,13 @@ const (
 // system, and this process writes nowhere the container can: the base
 // image's code (its preloads) runs in every probe and is not trusted.
 type container struct {
-	runc       string
-	spec       []byte // umoci's config.json
-	rootfs     string // absolute
-	bundle     string // the per-command bundles live here
-	probe      string // host path of the probe binary
-	wrap       []string
-	prefix     string        // of container ids
-	runTimeout time.Duration // of one run; 0: DefaultRunTimeout
+	runc   string
+	spec   []byte // umoci's config.json
+	rootfs string // absolute
+	bundle string // the per-command bundles live here
+	probe  string // host path of the probe binary
+	prefix string // of container ids
+	dir    string // the session's temporary directory, removed by Close
 
 	mu sync.Mutex
 	n  int
@@ -64,12 +144,6 @@ func newContainer(runc string, bundle, probe string) (*container, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// command prepares the probe with args, run through c.wrap when set.
-func (c *container) command(ctx context.Context, env []string, args ...string) *exec.Cmd {
-	argv := append(append(append([]string{}, c.wrap...), probeMount), args...)
-	return c.exec(ctx, env, argv...)
 }
 
 // exec prepares argv inside the container with the given environment.
@@ -105,11 +179,6 @@ func (c *container) runc1(args ...string) []byte {
 	return out
 }
 
-// scratch is the run's own tmpfs: the stress test is one run.
-func (c *container) scratch() (string, error) { return workMount, nil }
-
-func (c *container) timeout() time.Duration { return c.runTimeout }
-
 // writeBundle writes a bundle whose config.json is umoci's with argv, env,
 // no terminal, the shared rootfs and the check's mounts.
 func (c *container) writeBundle(dir string, env, argv []string) error {
@@ -139,8 +208,8 @@ func (c *container) writeBundle(dir string, env, argv []string) error {
 	// exists: mountDir, a tmpfs itself, holds fresh mount points each run.
 	spec["mounts"] = append(mounts,
 		tmpfs(mountDir, "0755"),
-		map[string]any{"destination": probeMount, "type": "bind", "source": c.probe, "options": []string{"bind", "ro", "nosuid", "nodev"}},
-		tmpfs(workMount, "1777"), tmpfs("/tmp", "1777"),
+		map[string]any{"destination": ProbePath, "type": "bind", "source": c.probe, "options": []string{"bind", "ro", "nosuid", "nodev"}},
+		tmpfs(ScratchDir, "1777"), tmpfs("/tmp", "1777"),
 	)
 	b, err := json.MarshalIndent(spec, "", "\t")
 	if err != nil {
@@ -152,12 +221,25 @@ func (c *container) writeBundle(dir string, env, argv []string) error {
 	return os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600)
 }
 
-// run runs argv to completion within the run timeout and returns its
-// standard output; an error carries the exit status and standard error.
-func (c *container) run(ctx context.Context, env []string, argv ...string) ([]byte, error) {
-	return runBounded(ctx, c.runTimeout, strings.Join(argv, " ")+" in the image", func(ctx context.Context) *exec.Cmd {
-		return c.exec(ctx, env, argv...)
-	})
+// Run runs argv to completion and returns its standard output; an error
+// carries the exit status and standard error. ctx bounds it.
+func (c *container) Run(ctx context.Context, env []string, argv []string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := c.exec(ctx, env, argv...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// Close removes the containers of the session and its bundle.
+func (c *container) Close() error {
+	c.cleanup()
+	if c.dir != "" {
+		return os.RemoveAll(c.dir)
+	}
+	return nil
 }
 
 // cleanup removes every container this check started that runc still

@@ -12,13 +12,14 @@ import (
 	"time"
 )
 
-// runner starts probe processes: on the host (*probe), or inside an image
-// under an OCI runtime (*container). All a check needs of it is "run argv
+// runner runs probe processes: on the host (*probe), or inside an image
+// through a Session (imageRunner). All a check needs of it is "run argv
 // with env, return stdout": the stress test is one probe process too, so no
 // file passes between the probe and this process.
 type runner interface {
-	// command prepares `probe ARGS...` with the given environment.
-	command(ctx context.Context, env []string, args ...string) *exec.Cmd
+	// probe runs `probe ARGS...` with the given environment to completion
+	// and returns its standard output; ctx bounds it.
+	probe(ctx context.Context, env []string, args ...string) ([]byte, error)
 	// scratch is a directory, as the probe sees it, that the probe may
 	// write and this process never touches (the stress test's database).
 	scratch() (string, error)
@@ -55,13 +56,19 @@ func (e *TimeoutError) Error() string {
 // (label) and carries its standard error; a run that outlived d is a
 // *TimeoutError.
 func runBounded(ctx context.Context, d time.Duration, label string, mk func(context.Context) *exec.Cmd) ([]byte, error) {
+	return bounded(ctx, d, label, func(ctx context.Context) ([]byte, error) { return output(mk(ctx), label) })
+}
+
+// bounded is runBounded for any run: run gets a context that ends after d
+// (or with ctx); its error names what ran (label).
+func bounded(ctx context.Context, d time.Duration, label string, run func(context.Context) ([]byte, error)) ([]byte, error) {
 	if d <= 0 {
 		d = DefaultRunTimeout
 	}
 	te := &TimeoutError{What: label, After: d}
 	ctx, cancel := context.WithTimeoutCause(ctx, d, te)
 	defer cancel()
-	out, err := output(mk(ctx), label)
+	out, err := run(ctx)
 	switch {
 	case err == nil:
 	case errors.Is(context.Cause(ctx), te):
@@ -90,8 +97,13 @@ func runProbe(ctx context.Context, r runner, env []string, args ...string) ([]by
 }
 
 func runProbeWithin(ctx context.Context, r runner, d time.Duration, env []string, args ...string) ([]byte, error) {
-	return runBounded(ctx, d, "probe "+strings.Join(args, " "), func(ctx context.Context) *exec.Cmd {
-		return r.command(ctx, env, args...)
+	label := "probe " + strings.Join(args, " ")
+	return bounded(ctx, d, label, func(ctx context.Context) ([]byte, error) {
+		out, err := r.probe(ctx, env, args...)
+		if err != nil && !strings.HasPrefix(err.Error(), label) {
+			err = fmt.Errorf("%s: %w", label, err)
+		}
+		return out, err
 	})
 }
 

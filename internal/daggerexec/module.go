@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	sqlitegraft "github.com/sqlite-graft/sqlite-graft"
+	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
@@ -198,7 +199,7 @@ func (m *Module) build(ctx context.Context, image, sqlite string, platforms []v1
 		Output:    filepath.Join(work, "out"),
 		// The runc checks of graft need the host's toolchain; these images
 		// are checked in the engine instead (checkAll) before any push.
-		SkipChecks: true,
+		Checker: func(v1.Platform) (check.Sandbox, error) { return nil, graft.ErrCannotRun },
 	})
 	if err != nil {
 		os.RemoveAll(work)

@@ -51,16 +51,11 @@ type downstreamPlan struct {
 }
 
 // planChecks is planDownstream for a platform whose image is checked here
-// (runnable, and not skipped); skipped checks record nothing (the caller
-// checks elsewhere), a platform this machine cannot run says so.
-func planChecks(ctx context.Context, def *imagedef.Definition, pl v1.Platform, runnable, skip, baseHasSQLite bool, d Downstream, log logrus.FieldLogger) (*downstreamPlan, error) {
-	p := &downstreamPlan{record: publish.Check{Platform: pl.String(), Baseline: "not run"}}
-	switch {
-	case skip:
-		return p, nil
-	case !runnable:
-		p.record.Downstream = fmt.Sprintf("not run: this machine does not run %s images", pl)
-		return p, nil
+// (runnable); a platform no sandbox runs says so.
+func planChecks(ctx context.Context, def *imagedef.Definition, pl v1.Platform, runnable, baseHasSQLite bool, d Downstream, log logrus.FieldLogger) (*downstreamPlan, error) {
+	if !runnable {
+		return &downstreamPlan{record: publish.Check{Platform: pl.String(), Baseline: "not run",
+			Downstream: fmt.Sprintf("not run: no sandbox here runs %s images", pl)}}, nil
 	}
 	return planDownstream(ctx, def, pl, baseHasSQLite, d, log)
 }

@@ -1,26 +1,21 @@
 package graft
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
-	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
@@ -29,7 +24,6 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
-	"github.com/sqlite-graft/sqlite-graft/internal/referrers"
 	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
 	"github.com/sqlite-graft/sqlite-graft/internal/source"
 )
@@ -45,6 +39,9 @@ type ImageRequest struct {
 	Base      string        // overrides Def.Base
 	Platforms []v1.Platform // default: the definition's
 	Compiler  Compiler
+	// Checker gives the sandbox that runs each platform's images for the
+	// image checks; nil: LocalChecker (runc, this machine's platform).
+	Checker   Checker
 	Created   time.Time // zero: SOURCE_DATE_EPOCH, else the SQLite release date
 	Revision  string
 	SourceURL string
@@ -59,7 +56,9 @@ type ImageRequest struct {
 	CheckTimeout    time.Duration        // of each process the image check runs; 0: the check's default
 	// ProvenanceFile, when set, receives the in-toto provenance statement.
 	ProvenanceFile string
-	SkipChecks     bool // only for platforms that cannot run here
+	// CheckOnly builds and checks, and writes nothing: no output, no push
+	// (the result names the digest that passed).
+	CheckOnly bool
 	// Downstream gets the distribution's SQLite package for the downstream
 	// check of a base without a SQLite of its own.
 	Downstream Downstream
@@ -69,48 +68,34 @@ type ImageRequest struct {
 	MaxUnpackedSize int64
 }
 
-// BuildImage compiles, assembles, checks and publishes one image definition.
-// Nothing is written (no output directory, no tag) unless the checks passed.
+// BuildImage builds one image definition, in named steps:
+//
+//	plan      PlanImage: every input resolved, compared with what the tags hold (no-op first)
+//	harden    every base read, verified and its hardening planned, before any compile
+//	graft     per platform: compile (the Compiler), the graft layer, the image (graftPlatform)
+//	document  the SBOM, the provenance and the other referrers (documents)
+//	check     every image checked from inside, in its platform's Sandbox (checkImages)
+//	publish   the check as the gate, then an OCI layout or a push: referrers, then tags (publish)
+//
+// Nothing is written (no output directory, no tag, no provenance file)
+// unless the checks passed.
 func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result, error) {
-	def := req.Def
 	plan, err := e.PlanImage(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	for _, r := range plan.Reasons {
-		e.Log.WithField("image", def.Name).Info(r)
+		e.Log.WithField("image", req.Def.Name).Info(r)
 	}
 	if req.Push != "" && plan.Unchanged {
-		// Nothing to build: every tag already holds a build of these inputs.
-		res := &publish.Result{Unchanged: true, Tags: plan.Tags, Pushed: []string{}, Platforms: plan.Platforms}
-		for _, d := range plan.Current {
-			res.Digest = d.(string)
-		}
-		res.Reference = plan.Repository + "@" + res.Digest
-		return res, nil
+		return plan.unchangedResult(), nil
 	}
-	src := req.Source
-	src.Version = plan.Version
-	pin, created := plan.Pin, plan.Created
-	_, inputsJSON := plan.Inputs.Fingerprint()
 	work, err := os.MkdirTemp("", "sqlite-graft-image-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-
-	type built struct {
-		img      v1.Image
-		platform v1.Platform
-		check    bool
-		sbom     []byte
-		build    *Build
-		base     *image.Base
-		checks   *downstreamPlan
-	}
-	// Every base is read (each layer verified) and its hardening planned
-	// before anything compiles: a base that is refused costs no compile.
-	hards, err := hardenBases(def, plan, imagefs.Limits{MaxUnpackedSize: req.MaxUnpackedSize})
+	hards, err := hardenBases(req.Def, plan, imagefs.Limits{MaxUnpackedSize: req.MaxUnpackedSize})
 	defer func() {
 		for _, h := range hards {
 			h.scan.Close()
@@ -119,216 +104,128 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 	if err != nil {
 		return nil, err
 	}
-
-	var imgs []built
-	var checkPlans []*downstreamPlan
+	var imgs []*platformImage
 	for i, base := range plan.Bases {
-		pl := base.Platform
-		exec, cc, err := req.Compiler(pl)
+		pi, err := e.graftPlatform(ctx, req, plan, base, hards[i], work)
 		if err != nil {
 			return nil, err
 		}
-		log := e.Log.WithField("platform", pl.String())
-		log.WithField("digest", base.Digest.DigestStr()).Infof("base %s", base.Ref)
-		out := filepath.Join(work, pl.OS+"-"+pl.Architecture+pl.Variant)
-		b, err := e.Compile(ctx, src, exec, cc, out)
-		if err != nil {
-			return nil, err
-		}
-		extra, whiteouts := hards[i].extra, hards[i].whiteouts
-		// runc runs this machine's architecture only; other platforms are
-		// checked where they run (the Dagger path).
-		runnable := pl.OS == "linux" && pl.Architecture == runtime.GOARCH
-		// What the checks compare the graft with; a package the downstream
-		// check needs and cannot have stops the build here.
-		checks, err := planChecks(ctx, def, pl, runnable, req.SkipChecks, hards[i].scan.Exists(check.DistroLibrary(def.Libc)), req.Downstream, log)
-		if err != nil {
-			return nil, err
-		}
-		shell := ""
-		if b.Source.HasShell {
-			shell = filepath.Join(out, "sqlite3")
-		} else {
-			log.Warn("the source has no shell.c: the image ships no sqlite3 shell (the distro's refuses a preloaded library of another version)")
-		}
-		sbomJSON, err := sbom.JSON(sbom.Input{
-			// No ImageRef: the image's bytes must not depend on where it is
-			// pushed (same inputs, same digest in every registry).
-			ImageName: def.Name, Base: base.Ref.String(), BaseDigest: base.Digest.DigestStr(),
-			SQLite: src.Version.String(), DownloadURL: e.downloadURL(pin, b.Source), ArchiveSHA3: b.Source.ArchiveSHA3,
-			SQLite3CSHA3: b.Source.SQLite3CSHA3, SourceID: b.Source.SourceID, Patches: sbomPatches(b.Source.Patches),
-			Defines: e.Recipe.DefineFlags(), Toolchain: b.Toolchain, ToolVersion: ToolVersion, Created: created,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("SBOM: %w", err)
-		}
-		extra = append(extra, layer.File{Path: SBOMPath, Mode: 0o644, Data: sbomJSON})
-		l, err := layer.Build(layer.Input{
-			Library:   filepath.Join(out, "libsqlite3.so.0"),
-			Shell:     shell,
-			Version:   src.Version,
-			Libc:      def.Libc,
-			Preload:   def.Preload,
-			Metadata:  metadata(def, base, b),
-			Created:   created,
-			Extra:     extra,
-			Whiteouts: whiteouts,
-		})
-		if err != nil {
-			return nil, err
-		}
-		hards[i].scan.Close() // the layer holds its own copy of the base's files now
-		img, err := image.Assemble(image.Graft{
-			Def: def, Base: base, Layer: l, Version: src.Version, SourceID: b.Source.SourceID,
-			SQLite3C: b.Source.SQLite3CSHA3, Archive: b.Source.ArchiveSHA3, Created: created,
-			Revision: req.Revision, SourceURL: req.SourceURL,
-			Labels: map[string]string{LabelInputs: string(inputsJSON), LabelFingerprint: plan.Fingerprint},
-		})
-		if err != nil {
-			return nil, err
-		}
-		if !runnable {
-			log.Warn("cannot run this platform's image here: its checks are skipped")
-		}
-		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks, sbom: sbomJSON, build: b, base: base, checks: checks})
-		checkPlans = append(checkPlans, checks)
+		imgs = append(imgs, pi)
 	}
-
-	// The checks run inside each finished image, before anything is written.
-	checkAll := func(ctx context.Context) error {
-		for _, b := range imgs {
-			if !b.check {
-				e.Log.WithField("platform", b.platform.String()).Warn("image checks skipped")
-				continue
-			}
-			e.Log.WithField("platform", b.platform.String()).Info("checking the image under runc")
-			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Timeout: req.CheckTimeout, Logger: e.Log, BaselineKind: b.checks.baseline,
-				MaxUnpackedSize: req.MaxUnpackedSize}
-			if def.Preload == imagedef.PreloadWrapper {
-				opts.Wrapper = []string{layer.WrapperPath}
-			}
-			r, err := check.Image(ctx, opts)
-			if err != nil {
-				return fmt.Errorf("image check (%s): %w", b.platform, err)
-			}
-			e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "user": r.User, "baseline": r.BaselineKind}).Info("image check passed")
-			if pkg := b.checks.pkg; pkg != nil {
-				e.Log.WithField("platform", b.platform.String()).Infof("downstream check: a throwaway copy of the image with %s %s added", pkg.Name, pkg.Version)
-				start := time.Now()
-				r, err := CheckDownstream(ctx, b.img, pkg, opts)
-				if err != nil {
-					return fmt.Errorf("image check (%s): %w", b.platform, err)
-				}
-				e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "baseline": r.BaselinePackage + " (" + r.Report.BaselineVersion + ")",
-					"seconds": fmt.Sprintf("%.2f", time.Since(start).Seconds())}).Info("downstream check passed")
-			}
-		}
-		return nil
-	}
-
-	var artifact publish.Artifact = imgs[0].img
-	if len(imgs) > 1 {
-		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-		for _, b := range imgs {
-			p := b.platform
-			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: b.img, Descriptor: v1.Descriptor{Platform: &p}})
-		}
-		artifact = idx
-	}
-
-	// Provenance: every resolved input, for the artifact and each platform image.
-	first := imgs[0]
-	top, err := artifact.Digest()
+	docs, err := e.documents(req, plan, imgs, hards[0])
 	if err != nil {
 		return nil, err
 	}
-	subjects := []provenance.Subject{{Name: plan.Repository, Digest: top.String()}}
-	if len(imgs) > 1 {
-		for _, b := range imgs {
-			d, err := b.img.Digest()
-			if err != nil {
-				return nil, err
-			}
-			subjects = append(subjects, provenance.Subject{Name: plan.Repository + " (" + b.platform.String() + ")", Digest: d.String()})
-		}
+	return e.publish(ctx, req, plan, imgs, docs)
+}
+
+// unchangedResult is the result of a push whose every tag already holds a
+// build of the plan's inputs: nothing built, nothing pushed.
+func (p *BuildPlan) unchangedResult() *publish.Result {
+	res := &publish.Result{Unchanged: true, Tags: p.Tags, Pushed: []string{}, Platforms: p.Platforms}
+	for _, d := range p.Current {
+		res.Digest = d.(string)
 	}
-	downstream, checkPackages := downstreamProvenance(checkPlans)
-	prov, err := provenance.Statement(provenance.Input{
-		DownstreamCheck: downstream, CheckPackages: checkPackages,
-		Subjects: subjects, Image: def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
-		InheritedLabels: hards[0].labels, InheritedAnnotations: hards[0].annotation,
-		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
-		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
-		Patches: provPatches(first.build.Source.Patches), Recipe: first.build.Plan, Toolchain: first.build.Toolchain,
-		ToolVersion: ToolVersion, InputsFingerprint: plan.Fingerprint, Started: created, Finished: created,
+	res.Reference = p.Repository + "@" + res.Digest
+	return res
+}
+
+// platformImage is one platform's image and what made it.
+type platformImage struct {
+	platform v1.Platform
+	base     *image.Base
+	build    *Build
+	sbom     []byte
+	img      v1.Image
+	// sandbox runs the image's processes for the check; nil when no
+	// sandbox of the request's Checker can run this platform.
+	sandbox check.Sandbox
+	checks  *downstreamPlan
+}
+
+// graftPlatform compiles SQLite for one platform and grafts it onto its
+// hardened base: how it will be checked is decided first (a package the
+// downstream check needs and cannot have stops the build before any
+// compile), then the library is compiled, the layer written and the image
+// assembled.
+func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPlan, base *image.Base, hard hardened, work string) (*platformImage, error) {
+	pl := base.Platform
+	log := e.Log.WithField("platform", pl.String())
+	log.WithField("digest", base.Digest.DigestStr()).Infof("base %s", base.Ref)
+	pi := &platformImage{platform: pl, base: base}
+	sandbox, err := req.checker()(pl)
+	switch {
+	case errors.Is(err, ErrCannotRun):
+		log.Warnf("the image checks of this platform are skipped: %v", err)
+	case err != nil:
+		return nil, err
+	default:
+		pi.sandbox = sandbox
+	}
+	ownSQLite := hard.scan.Exists(check.DistroLibrary(req.Def.Libc))
+	if pi.checks, err = planChecks(ctx, req.Def, pl, pi.sandbox != nil, ownSQLite, req.Downstream, log); err != nil {
+		return nil, err
+	}
+	exec, cc, err := req.Compiler(pl)
+	if err != nil {
+		return nil, err
+	}
+	src := req.Source
+	src.Version = plan.Version
+	out := filepath.Join(work, pl.OS+"-"+pl.Architecture+pl.Variant)
+	if pi.build, err = e.Compile(ctx, src, exec, cc, out); err != nil {
+		return nil, err
+	}
+	l, err := e.graftLayer(req.Def, plan, pi, out, hard)
+	if err != nil {
+		return nil, err
+	}
+	hard.scan.Close() // the layer holds its own copy of the base's files now
+	_, inputsJSON := plan.Inputs.Fingerprint()
+	b := pi.build.Source
+	pi.img, err = image.Assemble(image.Graft{
+		Def: req.Def, Base: base, Layer: l, Version: plan.Version, SourceID: b.SourceID,
+		SQLite3C: b.SQLite3CSHA3, Archive: b.ArchiveSHA3, Created: plan.Created,
+		Revision: req.Revision, SourceURL: req.SourceURL,
+		Labels: map[string]string{LabelInputs: string(inputsJSON), LabelFingerprint: plan.Fingerprint},
+	})
+	return pi, err
+}
+
+// graftLayer writes the one layer of pi: the compiled products in out, the
+// SBOM (also kept in pi), the build metadata and the base's hardening.
+func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platformImage, out string, hard hardened) (v1.Layer, error) {
+	b := pi.build
+	shell := ""
+	if b.Source.HasShell {
+		shell = filepath.Join(out, "sqlite3")
+	} else {
+		e.Log.WithField("platform", pi.platform.String()).Warn("the source has no shell.c: the image ships no sqlite3 shell (the distro's refuses a preloaded library of another version)")
+	}
+	var err error
+	pi.sbom, err = sbom.JSON(sbom.Input{
+		// No ImageRef: the image's bytes must not depend on where it is
+		// pushed (same inputs, same digest in every registry).
+		ImageName: def.Name, Base: pi.base.Ref.String(), BaseDigest: pi.base.Digest.DigestStr(),
+		SQLite: plan.Version.String(), DownloadURL: e.downloadURL(plan.Pin, b.Source), ArchiveSHA3: b.Source.ArchiveSHA3,
+		SQLite3CSHA3: b.Source.SQLite3CSHA3, SourceID: b.Source.SourceID, Patches: sbomPatches(b.Source.Patches),
+		Defines: e.Recipe.DefineFlags(), Toolchain: b.Toolchain, ToolVersion: ToolVersion, Created: plan.Created,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("provenance: %w", err)
+		return nil, fmt.Errorf("SBOM: %w", err)
 	}
-	if req.ProvenanceFile != "" {
-		if err := fsutil.WriteFileAtomic(req.ProvenanceFile, prov, 0o644); err != nil {
-			return nil, err
-		}
-	}
-	// Referrers carry the documents without indentation: they are uploaded
-	// on every change, read by tools rather than people.
-	var sbomCompact, provCompact bytes.Buffer
-	if err := json.Compact(&sbomCompact, first.sbom); err != nil {
-		return nil, err
-	}
-	if err := json.Compact(&provCompact, prov); err != nil {
-		return nil, err
-	}
-	attach := func(ctx context.Context, ref name.Digest, opts []remote.Option) error {
-		_, err := referrers.Attach(ctx, ref, []referrers.Artifact{
-			{ArtifactType: sbom.MediaType, MediaType: sbom.MediaType, Data: sbomCompact.Bytes()},
-			{ArtifactType: provenance.MediaType, MediaType: provenance.MediaType, Data: provCompact.Bytes()},
-		}, opts...)
-		return err
-	}
-
-	if req.Push == "" {
-		if err := checkAll(ctx); err != nil {
-			return nil, err
-		}
-		var tagRefs []name.Tag
-		for _, t := range plan.Tags {
-			tag, err := name.NewTag(t)
-			if err != nil {
-				return nil, err
-			}
-			tagRefs = append(tagRefs, tag)
-		}
-		res, err := publish.WriteLocal(req.Output, artifact, tagRefs)
-		if err != nil {
-			return nil, err
-		}
-		res.Checks = checkRecords(checkPlans)
-		// Beside the layout, where a person or a scanner finds them.
-		for file, data := range map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov} {
-			if err := fsutil.WriteFileAtomic(filepath.Join(req.Output, file), data, 0o644); err != nil {
-				return nil, err
-			}
-		}
-		return res, nil
-	}
-	repo, err := name.NewRepository(plan.Repository)
-	if err != nil {
-		return nil, err
-	}
-	var tags []string
-	for _, t := range plan.Tags {
-		tag, err := name.NewTag(t)
-		if err != nil {
-			return nil, err
-		}
-		tags = append(tags, tag.TagStr())
-	}
-	res, err := publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
-	if res != nil && !res.Unchanged {
-		res.Checks = checkRecords(checkPlans)
-	}
-	return res, err
+	extra := append(slices.Clone(hard.extra), layer.File{Path: SBOMPath, Mode: 0o644, Data: pi.sbom})
+	return layer.Build(layer.Input{
+		Library:   filepath.Join(out, "libsqlite3.so.0"),
+		Shell:     shell,
+		Version:   plan.Version,
+		Libc:      def.Libc,
+		Preload:   def.Preload,
+		Metadata:  metadata(def, pi.base, b),
+		Created:   plan.Created,
+		Extra:     extra,
+		Whiteouts: hard.whiteouts,
+	})
 }
 
 // hardened is what hardening adds to one base.

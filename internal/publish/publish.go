@@ -64,6 +64,9 @@ type Check struct {
 	Baseline   string        `json:"baseline"`   // base, none, or not run
 	Downstream string        `json:"downstream"` // in words: "sqlite-libs 3.48.0-r4", "not needed: ...", "skipped: ..."
 	Package    *CheckPackage `json:"package,omitempty"`
+	// Summary is the check's verdict in one line: the SQLite the image
+	// gives, as which user, the files mapped.
+	Summary string `json:"summary,omitempty"`
 }
 
 // CheckPackage is a distribution package used by the check only.
