@@ -44,4 +44,3 @@ require (
 
 replace github.com/sqlite-graft/sqlite-graft => ../
 
-replace dagger.io/dagger => dagger.io/dagger v0.21.9
