@@ -193,6 +193,9 @@ func (m *SqliteGraft) Check(
 // +cache="never"
 func (m *SqliteGraft) Release(
 	ctx context.Context,
+	// An image definition shipped in images/ (release names one: it has no
+	// default).
+	// +optional
 	image string,
 	// REPOSITORY (tags from the definition) or REPOSITORY:TAG (default: the
 	// definition's repository).

@@ -421,6 +421,9 @@ func (m *Module) Release(ctx context.Context, spec Spec, repository, username, p
 	if username == "" || password == "" {
 		return "", fmt.Errorf("release needs a registry username and password (a token)")
 	}
+	if spec.Image == "" && spec.DefinitionYAML == nil {
+		return "", fmt.Errorf("release needs an image definition: a shipped one by name, or a definition file")
+	}
 	b, err := m.build(ctx, spec, nil)
 	if err != nil {
 		return "", err

@@ -172,3 +172,16 @@ func TestDaggerModuleFilesExportAbsolute(t *testing.T) {
 		t.Errorf("export path = %q, want an absolute path under the working directory %s", p, wd)
 	}
 }
+
+// Release has no default image: it names a definition, or pushes nothing.
+func TestDaggerReleaseNeedsADefinition(t *testing.T) {
+	rec, c := newClient(t)
+	m := &daggerexec.Module{Query: c.Query}
+	_, err := m.Release(context.Background(), daggerexec.Spec{}, "", "ci", "token")
+	if err == nil || !strings.Contains(err.Error(), "image definition") {
+		t.Errorf("Release(no image, no definition) = %v, want a refusal", err)
+	}
+	if len(rec.queries) != 0 {
+		t.Errorf("queries were sent for a refused release: %v", rec.queries)
+	}
+}
