@@ -5,7 +5,18 @@
 // bridge. The work is in the repository's root packages
 // (internal/daggerexec.Module), which are written against dagger.io/dagger
 // and run here over this module's own connection. Objects cross between the
-// module's generated types and dagger.io/dagger's by ID.
+// module's generated types and dagger.io/dagger's by ID, through node(id:)
+// (dagger.Ref): load<Type>FromID is served only to modules whose
+// engineVersion is below v0.22.0.
+//
+// The module object holds nothing: a constructor's result is cached across
+// sessions, and a file kept in it would point at a result of a session that
+// has ended ("missing shared result"). Whatever a call needs comes with the
+// call; the probe the checks compile is built into this program.
+//
+// Cache: build, library and check are cached for the session only, so a
+// moved base tag is seen by the next call (the default keeps a result for a
+// week); release and upstream are never cached.
 package main
 
 import (
@@ -17,33 +28,45 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/daggerexec"
 )
 
-type SqliteGraft struct {
-	// internal/check/probe.c: the client the image checks run in the image.
-	// +private
-	Probe *dagger.File
-}
-
-func New(
-	// The repository; only internal/check/probe.c is read.
-	// +defaultPath="/"
-	// +ignore=["*", "!internal/check/probe.c"]
-	source *dagger.Directory,
-) *SqliteGraft {
-	return &SqliteGraft{Probe: source.File("internal/check/probe.c")}
-}
+type SqliteGraft struct{}
 
 // pipeline is the root packages' pipeline over this module's connection.
-func (m *SqliteGraft) pipeline(ctx context.Context) (*daggerexec.Module, error) {
+func pipeline() (*daggerexec.Module, error) {
 	q := new(sdk.Query).WithGraphQLQuery(dag.QueryBuilder())
 	files, err := daggerexec.NewModuleFiles(q)
 	if err != nil {
 		return nil, err
 	}
-	id, err := m.Probe.ID(ctx)
-	if err != nil {
-		return nil, err
+	return &daggerexec.Module{Query: q, Files: files}, nil
+}
+
+// spec is what to build: a shipped definition by name, or a definition file.
+func spec(ctx context.Context, image string, definition *dagger.File, base, sqlite string) (daggerexec.Spec, error) {
+	s := daggerexec.Spec{Image: image, Base: base, SQLite: sqlite}
+	if definition == nil {
+		return s, nil
 	}
-	return &daggerexec.Module{Query: q, Files: files, ProbeSource: q.LoadFileFromID(sdk.FileID(id))}, nil
+	name, err := definition.Name(ctx)
+	if err != nil {
+		return s, err
+	}
+	text, err := definition.Contents(ctx)
+	if err != nil {
+		return s, err
+	}
+	s.DefinitionFile, s.DefinitionYAML = name, []byte(text)
+	return s, nil
+}
+
+// toModule hands an object made by the root packages (dagger.io/dagger) back
+// as this module's type, by ID.
+func toModule[T dagger.Loadable[T]](ctx context.Context, obj sdk.DaggerObject) (T, error) {
+	id, err := obj.ID(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return dagger.Ref[T](dag, dagger.ID(id)), nil
 }
 
 // Build compiles SQLite in the image definition's own base image (pinned by
@@ -51,13 +74,23 @@ func (m *SqliteGraft) pipeline(ctx context.Context) (*daggerexec.Module, error) 
 // checks the image from inside as its user, and returns it for one platform.
 //
 //	dagger call build --image alpine-3.21 export --path=image.tar
+//	dagger call build --definition ./my-image.yaml export --path=image.tar
 //	dagger call build publish --address=registry.example/alpine:3.21-sqlite3.51.3
+//
+// +cache="session"
 func (m *SqliteGraft) Build(
 	ctx context.Context,
 	// An image definition shipped in images/: alpine-3.21, alpine-3.22,
 	// debian-13, python-3.13-alpine3.21.
 	// +default="alpine-3.21"
 	image string,
+	// An image definition file (images/*.yaml format), instead of --image.
+	// +optional
+	definition *dagger.File,
+	// A base image reference that overrides the definition's (a mirror, a
+	// test registry); it is pinned by digest like the definition's.
+	// +optional
+	base string,
 	// SQLite version, e.g. 3.53.4 (default: the definition's).
 	// +optional
 	sqlite string,
@@ -66,29 +99,37 @@ func (m *SqliteGraft) Build(
 	// +optional
 	platforms []string,
 ) (*dagger.Container, error) {
-	p, err := m.pipeline(ctx)
+	s, err := spec(ctx, image, definition, base, sqlite)
 	if err != nil {
 		return nil, err
 	}
-	ctr, err := p.Image(ctx, image, sqlite, platforms)
+	p, err := pipeline()
 	if err != nil {
 		return nil, err
 	}
-	id, err := ctr.ID(ctx)
+	ctr, err := p.Image(ctx, s, platforms)
 	if err != nil {
 		return nil, err
 	}
-	return dag.LoadContainerFromID(dagger.ContainerID(id)), nil
+	return toModule[*dagger.Container](ctx, ctr)
 }
 
 // Library compiles SQLite for one platform in the definition's base image and
 // returns libsqlite3.so.0, the sqlite3 shell and build.json.
 //
 //	dagger call library --image debian-13 --platform linux/arm64 export --path=lib
+//
+// +cache="session"
 func (m *SqliteGraft) Library(
 	ctx context.Context,
 	// +default="alpine-3.21"
 	image string,
+	// An image definition file, instead of --image.
+	// +optional
+	definition *dagger.File,
+	// A base image reference that overrides the definition's.
+	// +optional
+	base string,
 	// SQLite version (default: the definition's).
 	// +optional
 	sqlite string,
@@ -96,37 +137,50 @@ func (m *SqliteGraft) Library(
 	// +optional
 	platform string,
 ) (*dagger.Directory, error) {
-	p, err := m.pipeline(ctx)
+	s, err := spec(ctx, image, definition, base, sqlite)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := p.Library(ctx, image, sqlite, platform)
+	p, err := pipeline()
 	if err != nil {
 		return nil, err
 	}
-	id, err := dir.ID(ctx)
+	dir, err := p.Library(ctx, s, platform)
 	if err != nil {
 		return nil, err
 	}
-	return dag.LoadDirectoryFromID(dagger.DirectoryID(id)), nil
+	return toModule[*dagger.Directory](ctx, dir)
 }
 
 // Check builds the image for every platform of the definition and checks each
 // from inside, as the image's user: the pinned version and source id, exactly
-// one SQLite mapped (the grafted one), not root. Prints one line per platform.
+// one SQLite mapped (the grafted one), not root. Prints one line per
+// platform; a failed check is an error that carries the whole report.
+//
+// +cache="session"
 func (m *SqliteGraft) Check(
 	ctx context.Context,
 	// +default="alpine-3.21"
 	image string,
+	// An image definition file, instead of --image.
+	// +optional
+	definition *dagger.File,
+	// A base image reference that overrides the definition's.
+	// +optional
+	base string,
 	// SQLite version (default: the definition's).
 	// +optional
 	sqlite string,
 ) (string, error) {
-	p, err := m.pipeline(ctx)
+	s, err := spec(ctx, image, definition, base, sqlite)
 	if err != nil {
 		return "", err
 	}
-	return p.Check(ctx, image, sqlite)
+	p, err := pipeline()
+	if err != nil {
+		return "", err
+	}
+	return p.Check(ctx, s)
 }
 
 // Release builds every platform of the definition, checks each image, and
@@ -134,11 +188,14 @@ func (m *SqliteGraft) Check(
 // same digest). Nothing is pushed, and no check runs, when the registry
 // already has this digest under every tag. Returns repository@sha256:...
 //
-//	dagger call release --image alpine-3.21 --registry-username ci --registry-password env:REGISTRY_TOKEN
+//	dagger call release --image alpine-3.21 --registry-username ci --registry-password env://REGISTRY_TOKEN
 //
 // +cache="never"
 func (m *SqliteGraft) Release(
 	ctx context.Context,
+	// An image definition shipped in images/ (release names one: it has no
+	// default).
+	// +optional
 	image string,
 	// REPOSITORY (tags from the definition) or REPOSITORY:TAG (default: the
 	// definition's repository).
@@ -146,28 +203,42 @@ func (m *SqliteGraft) Release(
 	repository string,
 	registryUsername string,
 	registryPassword *dagger.Secret,
+	// An image definition file, instead of --image.
+	// +optional
+	definition *dagger.File,
+	// A base image reference that overrides the definition's.
+	// +optional
+	base string,
 ) (string, error) {
+	s, err := spec(ctx, image, definition, base, "")
+	if err != nil {
+		return "", err
+	}
 	password, err := registryPassword.Plaintext(ctx)
 	if err != nil {
 		return "", err
 	}
-	p, err := m.pipeline(ctx)
+	p, err := pipeline()
 	if err != nil {
 		return "", err
 	}
-	return p.Release(ctx, image, repository, registryUsername, password)
+	return p.Release(ctx, s, repository, registryUsername, password)
 }
 
-// Upstream reports the watch as JSON: per Alpine branch (and Debian suite,
-// with SQLITE_GRAFT_DEBIAN_MIRROR) the distribution's SQLite and whether it
-// has the WAL-reset fix; per image definition "keep the graft" or "retire:
-// move to <branch>"; and SQLite releases newer than the pins.
+// Upstream reports the watch as JSON, the document of `sqlite-graft upstream
+// --json`: per Alpine branch (and Debian suite, with
+// SQLITE_GRAFT_DEBIAN_MIRROR) the distribution's SQLite and whether it has
+// the WAL-reset fix; per image definition "keep the graft" or "retire: move
+// to <branch>"; SQLite releases newer than the pins; and exit_code, the CLI's
+// exit status: 0 nothing to do, 3 a newer SQLite, 4 a graft can be retired.
+// Where the CLI exits 1 (an index or the download page could not be read, an
+// image not judged) this fails, with the problems and the JSON.
 //
-//	dagger call upstream
+//	dagger call upstream | jq -e '.exit_code == 0'
 //
 // +cache="never"
 func (m *SqliteGraft) Upstream(ctx context.Context) (string, error) {
-	p, err := m.pipeline(ctx)
+	p, err := pipeline()
 	if err != nil {
 		return "", err
 	}

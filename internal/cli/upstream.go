@@ -20,8 +20,8 @@ import (
 // ExitFailed (an index or the download page could not be read, or an image
 // could not be judged) and ExitUsage. When both apply, ExitRetire wins.
 const (
-	ExitNewerSQLite = 3 // the download page has a SQLite newer than every pin
-	ExitRetire      = 4 // a graft can be retired: the distribution ships a fixed SQLite
+	ExitNewerSQLite = upstream.StatusNewerSQLite // the download page has a SQLite newer than every pin
+	ExitRetire      = upstream.StatusRetire      // a graft can be retired: the distribution ships a fixed SQLite
 )
 
 // exitStatusKey is the root command's annotation through which a command
@@ -122,15 +122,7 @@ Exit codes:
 			if err != nil {
 				return err
 			}
-			code := ExitOK
-			switch {
-			case rep.Failed():
-				code = ExitFailed
-			case rep.Retire():
-				code = ExitRetire
-			case rep.NewerSQLite():
-				code = ExitNewerSQLite
-			}
+			code := rep.Status() // the Dagger module's upstream reports the same
 			for _, w := range rep.Warnings {
 				a.log.Warn(w)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"dagger.io/dagger"
 
+	sqlitegraft "github.com/sqlite-graft/sqlite-graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
@@ -17,6 +18,14 @@ import (
 
 // ProbePath is where the probe is mounted in the image's container.
 const ProbePath = "/sqlite-graft-check/probe"
+
+// ProbeSource is internal/check/probe.c as a file made in the engine from
+// the bytes compiled into this program: nothing is read from the caller, and
+// no file of an earlier session is kept (a Dagger module's object outlives
+// the session that made it, its files do not).
+func ProbeSource(q *dagger.Query) *dagger.File {
+	return q.Directory().WithNewFile("probe.c", string(sqlitegraft.ProbeC)).File("probe.c")
+}
 
 // Probe compiles the check probe (the source of internal/check/probe.c,
 // given by the caller) in target t's build container — the base's own

@@ -3,6 +3,7 @@ package daggerexec_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -162,5 +163,27 @@ func TestDaggerProbeOnGlibc(t *testing.T) {
 	chain := rec.resolve(t, string(id))
 	if args := chain[len(chain)-2].list("args"); args[len(args)-1] != "-ldl" {
 		t.Errorf("glibc probe compiled with %q, want -ldl last", args)
+	}
+}
+
+// The probe's source is made in the engine from the bytes of
+// internal/check/probe.c compiled into the program: no host, no loaded ID of
+// an earlier session.
+func TestDaggerProbeSourceIsMadeInTheEngine(t *testing.T) {
+	rec, c := newClient(t)
+	want, err := os.ReadFile("../check/probe.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := daggerexec.ProbeSource(c.Query).ID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := rec.resolve(t, string(id))
+	if got := names(chain); !slices.Equal(got, []string{"directory", "withNewFile", "file"}) {
+		t.Fatalf("probe source = %s, want directory.withNewFile.file", show(chain))
+	}
+	if chain[1].str("path") != "probe.c" || chain[1].str("contents") != string(want) {
+		t.Errorf("probe source holds %d bytes at %q, want internal/check/probe.c (%d bytes)", len(chain[1].str("contents")), chain[1].str("path"), len(want))
 	}
 }

@@ -26,7 +26,6 @@ package daggerexec
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -265,21 +264,4 @@ func Toolchain(ctx context.Context, q *dagger.Query, t Target) (string, error) {
 		machine = strings.TrimSpace(lines[len(lines)-1])
 	}
 	return fmt.Sprintf("%s: %s; target %s; libc %s; in %s (%s) via Dagger", CC, version, machine, t.Libc, t.Base, t.Platform), nil
-}
-
-// withOutput adds the failed command and the end of its output to an
-// engine's exec error, whose message alone names neither.
-func withOutput(err error) error {
-	var ee *dagger.ExecError
-	if !errors.As(err, &ee) {
-		return err
-	}
-	out := strings.TrimSpace(ee.Stderr)
-	if s := strings.TrimSpace(ee.Stdout); s != "" {
-		out = strings.TrimSpace(s + "\n" + out)
-	}
-	if len(out) > 2000 {
-		out = "..." + out[len(out)-2000:]
-	}
-	return fmt.Errorf("%w\n%s (exit %d)\n%s", err, strings.Join(ee.Cmd, " "), ee.ExitCode, out)
 }

@@ -377,6 +377,9 @@ func TestDaggerExecutorsBuildEveryPlatformAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// source.json names the fetch's directory, fresh on every call: it must
+	// not reach the engine, which keys the upload (and the compile) by content.
+	os.WriteFile(filepath.Join(src, "source.json"), []byte(`{"dir": "`+src+`"}`), 0o644)
 	compiler := ex.Compiler(context.Background())
 	p := plan(t, daggerexec.CC)
 
@@ -389,6 +392,26 @@ func TestDaggerExecutorsBuildEveryPlatformAtOnce(t *testing.T) {
 	}
 	if n := len(rec.leafChains("sync")); n != 2 {
 		t.Fatalf("after the first platform's Build: %d builds evaluated, want both platforms (2)", n)
+	}
+	var uploaded []string
+	var walk func(chain []call)
+	walk = func(chain []call) {
+		for _, c := range chain {
+			if c.Name == "withNewFile" {
+				uploaded = append(uploaded, c.str("path"))
+			}
+			for _, arg := range []string{"source", "directory"} {
+				if id := c.str(arg); strings.HasPrefix(id, "id-") {
+					walk(rec.resolve(t, id))
+				}
+			}
+		}
+	}
+	for _, ch := range rec.leafChains("sync") {
+		walk(ch)
+	}
+	if slices.Contains(uploaded, "source.json") || !slices.Contains(uploaded, "sqlite3.c") {
+		t.Errorf("uploaded source files = %v, want the sources without source.json", uploaded)
 	}
 	x, _, err = compiler(arm)
 	if err != nil {
@@ -492,6 +515,44 @@ func TestDaggerBuildFailureNamesPlatformCommandAndOutput(t *testing.T) {
 	for _, want := range []string{"linux/arm64", "alpine:3.21@" + arm64Digest, "sqlite3.c:1:1: error", "(exit 1)", "-Wl,-soname,libsqlite3.so.0"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// Objects cross between the module's generated types and dagger.io/dagger's
+// by ID through node(id:) — what dagger.Ref sends, in dagger.io/dagger as in
+// the module's generated package (the same template) — never through
+// load<Type>FromID, which engines serve only to modules whose engineVersion
+// is below v0.22.0.
+func TestDaggerIDBridgeUsesNode(t *testing.T) {
+	rec := &recorder{ids: map[string][]call{}}
+	gql := graphql.NewClient("http://recorder.invalid/query", rec)
+	q := new(dagger.Query).WithGraphQLQuery(querybuilder.Query().Client(gql))
+	id, err := q.Directory().WithNewFile("probe.c", "int main(void) { return 0; }").ID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dagger.Ref[*dagger.Directory](&dagger.Client{Query: q}, id)
+	if _, err := d.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	chains := rec.leafChains("sync")
+	if len(chains) != 1 {
+		t.Fatalf("%d syncs, want 1", len(chains))
+	}
+	rec.mu.Lock()
+	raw := rec.chains[len(rec.chains)-1]
+	query := rec.queries[len(rec.queries)-1]
+	rec.mu.Unlock()
+	if raw[0].Name != "node" || raw[0].str("id") != string(id) || !strings.Contains(query, "... on Directory") {
+		t.Errorf("bridged object = %s (%s), want node(id: %q) ... on Directory", show(raw), query, id)
+	}
+	if got := names(chains[0]); !slices.Equal(got, []string{"directory", "withNewFile", "sync"}) {
+		t.Errorf("the ID resolves to %v, want the directory it was made from", got)
+	}
+	for _, f := range rec.allFields() {
+		if strings.HasPrefix(f, "load") && strings.HasSuffix(f, "FromID") {
+			t.Errorf("legacy loader %s sent", f)
 		}
 	}
 }

@@ -14,10 +14,12 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
+	"github.com/sqlite-graft/sqlite-graft/internal/source"
 )
 
 // Files moves files between this process's file system and the engine. The
@@ -251,7 +253,12 @@ func (e *Executors) buildAll(ctx context.Context, platforms []v1.Platform, plan 
 		}
 		targets[i] = t
 	}
-	dir, err := e.Files.Directory(ctx, src)
+	inputs, err := stageInputs(src)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(inputs)
+	dir, err := e.Files.Directory(ctx, inputs)
 	if err != nil {
 		return nil, fmt.Errorf("upload the source %s: %w", src, err)
 	}
@@ -269,4 +276,33 @@ func (e *Executors) buildAll(ctx context.Context, platforms []v1.Platform, plan 
 		out[p.String()] = dirs[i]
 	}
 	return out, nil
+}
+
+// stageInputs links the source files of src into a fresh directory beside
+// it, without source.json: that file records where the source was fetched to
+// (a fresh temporary directory on every call), and the engine keys an
+// uploaded directory by its content, so with it no compile would ever be
+// found in the engine's cache. The same files as buildcache.ContentKey.
+func stageInputs(src string) (string, error) {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(src), ".inputs-")
+	if err != nil {
+		return "", err
+	}
+	for _, ent := range entries {
+		if !ent.Type().IsRegular() || ent.Name() == source.SourceJSON {
+			continue
+		}
+		from, to := filepath.Join(src, ent.Name()), filepath.Join(dir, ent.Name())
+		if err := os.Link(from, to); err != nil {
+			if err := fsutil.CopyFile(from, to); err != nil {
+				os.RemoveAll(dir)
+				return "", err
+			}
+		}
+	}
+	return dir, nil
 }

@@ -44,10 +44,7 @@ const SourceURL = "https://github.com/sqlite-graft/sqlite-graft"
 type Module struct {
 	Query *dagger.Query
 	Files Files
-	// ProbeSource is internal/check/probe.c, read from the module's source
-	// directory; the image checks compile it in each base.
-	ProbeSource *dagger.File
-	Log         logrus.FieldLogger
+	Log   logrus.FieldLogger
 	// Resolve pins bases; nil means ResolveRemote().
 	Resolve ResolveFunc
 }
@@ -73,25 +70,52 @@ func (m *Module) env() (*graft.Env, error) {
 	}, nil
 }
 
-// Definition is the shipped image definition named image ("alpine-3.21";
-// "images/alpine-3.21.yaml" names the same), and the SQLite version asked
+// Spec says what to build: a shipped image definition by name, or the
+// contents of a definition file, with an optional base that overrides the
+// definition's and the SQLite version (default: the definition's).
+type Spec struct {
+	// Image is a shipped definition ("alpine-3.21"; "images/alpine-3.21.yaml"
+	// names the same); empty means imagedef.DefaultName.
+	Image string
+	// DefinitionFile and DefinitionYAML are a definition file's name and
+	// contents; when DefinitionYAML is set it is used instead of Image.
+	DefinitionFile string
+	DefinitionYAML []byte
+	// Base overrides the definition's base (a mirror, a test registry); it
+	// is pinned by digest like the definition's.
+	Base   string
+	SQLite string
+}
+
+// Definition is the definition the spec names and the SQLite version asked
 // for (default: the definition's).
-func Definition(image, sqlite string) (*imagedef.Definition, pins.Version, error) {
-	if image == "" {
-		image = imagedef.DefaultName
-	}
-	def, err := imagedef.Embedded(strings.TrimSuffix(path.Base(image), ".yaml"))
+func (s Spec) Definition() (*imagedef.Definition, pins.Version, error) {
+	def, err := s.load()
 	if err != nil {
 		return nil, pins.Version{}, err
 	}
-	if sqlite == "" {
+	if s.SQLite == "" {
 		return def, def.SQLite, nil
 	}
-	v, err := pins.ParseVersion(sqlite)
+	v, err := pins.ParseVersion(s.SQLite)
 	if err != nil {
-		return nil, pins.Version{}, fmt.Errorf("sqlite %q: %w", sqlite, err)
+		return nil, pins.Version{}, fmt.Errorf("sqlite %q: %w", s.SQLite, err)
 	}
 	return def, v, nil
+}
+
+func (s Spec) load() (*imagedef.Definition, error) {
+	if s.DefinitionYAML != nil {
+		if s.DefinitionFile == "" {
+			return nil, fmt.Errorf("a definition file without a name")
+		}
+		return imagedef.Parse(s.DefinitionFile, s.DefinitionYAML)
+	}
+	image := s.Image
+	if image == "" {
+		image = imagedef.DefaultName
+	}
+	return imagedef.Embedded(strings.TrimSuffix(path.Base(image), ".yaml"))
 }
 
 func (m *Module) platform(ctx context.Context, s string) (v1.Platform, error) {
@@ -109,14 +133,14 @@ func (m *Module) platform(ctx context.Context, s string) (v1.Platform, error) {
 	return *p, nil
 }
 
-func (m *Module) executors(def *imagedef.Definition, platforms []v1.Platform) *Executors {
-	return &Executors{Query: m.Query, Def: def, Platforms: platforms, Files: m.Files, Resolve: m.Resolve, Log: m.log()}
+func (m *Module) executors(def *imagedef.Definition, base string, platforms []v1.Platform) *Executors {
+	return &Executors{Query: m.Query, Def: def, Base: base, Platforms: platforms, Files: m.Files, Resolve: m.Resolve, Log: m.log()}
 }
 
 // Library compiles SQLite for one platform (default: the engine's) in the
 // definition's base and returns the products with build.json.
-func (m *Module) Library(ctx context.Context, image, sqlite, platform string) (*dagger.Directory, error) {
-	def, v, err := Definition(image, sqlite)
+func (m *Module) Library(ctx context.Context, spec Spec, platform string) (*dagger.Directory, error) {
+	def, v, err := spec.Definition()
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +152,7 @@ func (m *Module) Library(ctx context.Context, image, sqlite, platform string) (*
 	if err != nil {
 		return nil, err
 	}
-	x, err := m.executors(def, []v1.Platform{p}).Executor(ctx, p)
+	x, err := m.executors(def, spec.Base, []v1.Platform{p}).Executor(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +187,8 @@ type built struct {
 
 // build runs graft.BuildImage with the engine as the compiler and the
 // checks left for the engine (checkAll): nothing is pushed here.
-func (m *Module) build(ctx context.Context, image, sqlite string, platforms []v1.Platform) (*built, error) {
-	def, v, err := Definition(image, sqlite)
+func (m *Module) build(ctx context.Context, spec Spec, platforms []v1.Platform) (*built, error) {
+	def, v, err := spec.Definition()
 	if err != nil {
 		return nil, err
 	}
@@ -189,10 +213,11 @@ func (m *Module) build(ctx context.Context, image, sqlite string, platforms []v1
 	if err != nil {
 		return nil, err
 	}
-	ex := m.executors(def, platforms)
+	ex := m.executors(def, spec.Base, platforms)
 	res, err := env.BuildImage(ctx, graft.ImageRequest{
 		Def:       def,
 		Source:    graft.SourceRequest{Version: v},
+		Base:      spec.Base,
 		Platforms: platforms,
 		Compiler:  ex.Compiler(ctx),
 		SourceURL: SourceURL,
@@ -277,9 +302,7 @@ func (m *Module) tarball(ctx context.Context, b *built, i int) (*dagger.File, er
 
 // checkAll checks every platform's image in the engine, concurrently.
 func (m *Module) checkAll(ctx context.Context, b *built) ([]*CheckReport, error) {
-	if m.ProbeSource == nil {
-		return nil, fmt.Errorf("daggerexec: no probe source (internal/check/probe.c) to check the images with")
-	}
+	probeC := ProbeSource(m.Query)
 	reports := make([]*CheckReport, len(b.images))
 	var mu sync.Mutex
 	var failed []string
@@ -294,7 +317,7 @@ func (m *Module) checkAll(ctx context.Context, b *built) ([]*CheckReport, error)
 			if products == nil {
 				return fmt.Errorf("no compiled library for %s", p)
 			}
-			probe, err := Probe(m.Query, t, products, m.ProbeSource)
+			probe, err := Probe(m.Query, t, products, probeC)
 			if err != nil {
 				return err
 			}
@@ -336,7 +359,7 @@ func (m *Module) checkAll(ctx context.Context, b *built) ([]*CheckReport, error)
 // it in the engine, and returns it as a container (imported from the OCI
 // tarball of exactly the checked image). A container is one platform: the
 // multi-platform image is what Release pushes.
-func (m *Module) Image(ctx context.Context, image, sqlite string, platforms []string) (*dagger.Container, error) {
+func (m *Module) Image(ctx context.Context, spec Spec, platforms []string) (*dagger.Container, error) {
 	if len(platforms) > 1 {
 		return nil, fmt.Errorf("build returns one container, which holds one platform; got %v: call build once per platform, or release for the multi-platform image", platforms)
 	}
@@ -348,7 +371,7 @@ func (m *Module) Image(ctx context.Context, image, sqlite string, platforms []st
 	if err != nil {
 		return nil, err
 	}
-	b, err := m.build(ctx, image, sqlite, []v1.Platform{p})
+	b, err := m.build(ctx, spec, []v1.Platform{p})
 	if err != nil {
 		return nil, err
 	}
@@ -366,9 +389,10 @@ func (m *Module) Image(ctx context.Context, image, sqlite string, platforms []st
 }
 
 // Check builds the image for every platform of the definition and checks
-// each in the engine; it returns one line per platform.
-func (m *Module) Check(ctx context.Context, image, sqlite string) (string, error) {
-	b, err := m.build(ctx, image, sqlite, nil)
+// each in the engine; it returns one line per platform. When a check fails,
+// the error carries the whole report.
+func (m *Module) Check(ctx context.Context, spec Spec) (string, error) {
+	b, err := m.build(ctx, spec, nil)
 	if err != nil {
 		return "", err
 	}
@@ -382,7 +406,7 @@ func (m *Module) Check(ctx context.Context, image, sqlite string) (string, error
 	}
 	text := fmt.Sprintf("%s (SQLite %s), digest %s\n%s\n", b.def.Name, b.pin.Version, b.local.Digest, strings.Join(lines, "\n"))
 	if err != nil {
-		return text, err
+		return "", fmt.Errorf("%s\n%w", strings.TrimSpace(text), err)
 	}
 	return text, nil
 }
@@ -394,11 +418,14 @@ func (m *Module) Check(ctx context.Context, image, sqlite string) (string, error
 // has this digest under every tag nothing is built into it, not even the
 // checks run; otherwise the images are checked in the engine first and
 // nothing is written unless every check passed. It returns ref@digest.
-func (m *Module) Release(ctx context.Context, image, repository, username, password string) (string, error) {
+func (m *Module) Release(ctx context.Context, spec Spec, repository, username, password string) (string, error) {
 	if username == "" || password == "" {
 		return "", fmt.Errorf("release needs a registry username and password (a token)")
 	}
-	b, err := m.build(ctx, image, "", nil)
+	if spec.Image == "" && spec.DefinitionYAML == nil {
+		return "", fmt.Errorf("release needs an image definition: a shipped one by name, or a definition file")
+	}
+	b, err := m.build(ctx, spec, nil)
 	if err != nil {
 		return "", err
 	}
@@ -534,9 +561,9 @@ func tarDir(dir, file string) error {
 }
 
 // ModuleFiles is Files inside a Dagger module, which has no Host(): files
-// cross through the module container's working directory —
-// CurrentModule().Workdir and WorkdirFile read it, Export writes into it,
-// both with paths relative to it — staged under Root.
+// cross through the module container's working directory, staged under a
+// fresh directory there — CurrentModule().Workdir and WorkdirFile read it
+// with paths relative to it, Export writes into it by absolute path.
 type ModuleFiles struct {
 	Query *dagger.Query
 	cwd   string
@@ -595,13 +622,17 @@ func (f *ModuleFiles) File(ctx context.Context, p string) (*dagger.File, error) 
 	return f.Query.CurrentModule().WorkdirFile(filepath.ToSlash(rel)).Sync(ctx)
 }
 
-// Export exports d into the stage, then copies it to p.
+// Export exports d into the stage, then copies it to p. Directory.export
+// writes to a path of the calling client — here the module's container,
+// served by its session process, which resolves a relative path against its
+// own working directory, not necessarily this process's: the path is
+// absolute.
 func (f *ModuleFiles) Export(ctx context.Context, d *dagger.Directory, p string) error {
-	rel := f.stage("export")
-	if _, err := d.Export(ctx, filepath.ToSlash(rel)); err != nil {
+	abs := filepath.Join(f.cwd, f.stage("export"))
+	if _, err := d.Export(ctx, filepath.ToSlash(abs)); err != nil {
 		return err
 	}
-	return copyTree(filepath.Join(f.cwd, rel), p)
+	return copyTree(abs, p)
 }
 
 // copyTree copies the regular files and directories under src into dst.

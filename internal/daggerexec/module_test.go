@@ -78,16 +78,37 @@ func TestDaggerWriteOCITarball(t *testing.T) {
 
 func TestDaggerDefinition(t *testing.T) {
 	for _, name := range []string{"alpine-3.21", "images/alpine-3.21.yaml", ""} {
-		def, v, err := daggerexec.Definition(name, "")
+		def, v, err := daggerexec.Spec{Image: name}.Definition()
 		if err != nil || def.Name != "alpine-3.21" || v.String() != "3.51.3" {
-			t.Errorf("Definition(%q) = %v, %v, %v", name, def, v, err)
+			t.Errorf("Spec{Image: %q}.Definition() = %v, %v, %v", name, def, v, err)
 		}
 	}
-	if _, v, err := daggerexec.Definition("debian-13", "3.53.4"); err != nil || v.String() != "3.53.4" {
+	if _, v, err := (daggerexec.Spec{Image: "debian-13", SQLite: "3.53.4"}).Definition(); err != nil || v.String() != "3.53.4" {
 		t.Errorf("Definition(debian-13, 3.53.4) = %v, %v", v, err)
 	}
-	if _, _, err := daggerexec.Definition("nope", ""); err == nil || !strings.Contains(err.Error(), "alpine-3.21") {
+	if _, _, err := (daggerexec.Spec{Image: "nope"}).Definition(); err == nil || !strings.Contains(err.Error(), "alpine-3.21") {
 		t.Errorf("Definition(nope) = %v, want the shipped names", err)
+	}
+}
+
+// A definition file given to the module replaces the shipped definition.
+func TestDaggerDefinitionFile(t *testing.T) {
+	yaml, err := os.ReadFile("../../images/debian-13.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := daggerexec.Spec{Image: "alpine-3.21", DefinitionFile: "debian-13.yaml", DefinitionYAML: yaml}
+	def, v, err := spec.Definition()
+	if err != nil || def.Name != "debian-13" || def.File != "debian-13.yaml" || v != def.SQLite {
+		t.Fatalf("Definition(file debian-13.yaml) = %v, %v, %v; want the file's definition", def, v, err)
+	}
+	spec.DefinitionFile = "other.yaml"
+	if _, _, err := spec.Definition(); err == nil || !strings.Contains(err.Error(), "other.yaml") {
+		t.Errorf("Definition(debian-13 contents named other.yaml) = %v, want an error naming the file", err)
+	}
+	bad := daggerexec.Spec{DefinitionFile: "bad.yaml", DefinitionYAML: []byte("name: bad\nbase: nope\n")}
+	if _, _, err := bad.Definition(); err == nil || !strings.Contains(err.Error(), "bad.yaml") {
+		t.Errorf("Definition(bad.yaml) = %v, want an error naming the file", err)
 	}
 }
 
@@ -123,5 +144,44 @@ func TestDaggerModuleFilesUseTheModuleWorkdir(t *testing.T) {
 	}
 	if slices.Contains(rec.allFields(), "host") {
 		t.Errorf("module files touched the host")
+	}
+}
+
+// Export names an absolute path inside the module's working directory: the
+// session process that writes it resolves a relative one against its own
+// working directory.
+func TestDaggerModuleFilesExportAbsolute(t *testing.T) {
+	rec, c := newClient(t)
+	rec.export = func(p string) { os.MkdirAll(p, 0o755) }
+	wd := t.TempDir()
+	t.Chdir(wd)
+	files, err := daggerexec.NewModuleFiles(c.Query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if err := files.Export(context.Background(), c.Query.Directory().WithNewFile("libsqlite3.so.0", "x"), out); err != nil {
+		t.Fatal(err)
+	}
+	chains := rec.leafChains("export")
+	if len(chains) != 1 {
+		t.Fatalf("%d exports, want 1", len(chains))
+	}
+	p := chains[0][len(chains[0])-1].str("path")
+	if !filepath.IsAbs(p) || !strings.HasPrefix(p, wd+string(filepath.Separator)) {
+		t.Errorf("export path = %q, want an absolute path under the working directory %s", p, wd)
+	}
+}
+
+// Release has no default image: it names a definition, or pushes nothing.
+func TestDaggerReleaseNeedsADefinition(t *testing.T) {
+	rec, c := newClient(t)
+	m := &daggerexec.Module{Query: c.Query}
+	_, err := m.Release(context.Background(), daggerexec.Spec{}, "", "ci", "token")
+	if err == nil || !strings.Contains(err.Error(), "image definition") {
+		t.Errorf("Release(no image, no definition) = %v, want a refusal", err)
+	}
+	if len(rec.queries) != 0 {
+		t.Errorf("queries were sent for a refused release: %v", rec.queries)
 	}
 }

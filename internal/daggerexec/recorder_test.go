@@ -36,6 +36,9 @@ type recorder struct {
 	// fail, when it returns an error object for a chain (expanded), answers
 	// with that GraphQL error instead of data.
 	fail func(chain []call) map[string]any
+	// export, when set, is called for every export with its path, in place
+	// of the engine writing there.
+	export func(path string)
 }
 
 // call is one field of a chain, with its arguments as Go values.
@@ -172,6 +175,9 @@ func (r *recorder) leaf(chain []call) any {
 		r.ids[id] = chain[:len(chain)-1]
 		return id
 	case "export":
+		if r.export != nil {
+			r.export(last.str("path"))
+		}
 		return last.str("path")
 	case "stdout":
 		if r.stdout != nil {
