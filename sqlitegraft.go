@@ -44,10 +44,3 @@ func Images() fs.FS {
 	}
 	return sub
 }
-
-// ProbeC is internal/check/probe.c, the client the image checks run inside an
-// image. The Dagger module compiles it in each base from these bytes, so that
-// it keeps no file of the caller's session between calls.
-//
-//go:embed internal/check/probe.c
-var ProbeC []byte

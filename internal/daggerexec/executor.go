@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
+	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
@@ -94,6 +95,19 @@ func (e *Executors) Compiler(ctx context.Context) graft.Compiler {
 	}
 }
 
+// Checker is the graft.Checker over these executors: each platform's images
+// run in the engine (another architecture under the engine's emulation),
+// the probe compiled in that platform's build container.
+func (e *Executors) Checker(ctx context.Context) graft.Checker {
+	return func(p v1.Platform) (check.Sandbox, error) {
+		t, err := e.target(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		return &Sandbox{Query: e.Query, Files: e.Files, Target: t}, nil
+	}
+}
+
 // Executor is a recipe.Executor for one platform.
 func (e *Executors) Executor(ctx context.Context, p v1.Platform) (*Executor, error) {
 	if _, err := e.target(ctx, p); err != nil {
@@ -105,23 +119,6 @@ func (e *Executors) Executor(ctx context.Context, p v1.Platform) (*Executor, err
 // Target is the pinned target of platform p (resolving the base once).
 func (e *Executors) Target(ctx context.Context, p v1.Platform) (Target, error) {
 	return e.target(ctx, p)
-}
-
-// Products are the evaluated products of the last build for platform p,
-// or nil.
-func (e *Executors) Products(p v1.Platform) *dagger.Directory {
-	e.mu.Lock()
-	b := e.batch
-	e.mu.Unlock()
-	if b == nil {
-		return nil
-	}
-	select {
-	case <-b.done:
-		return b.dirs[p.String()]
-	default:
-		return nil
-	}
 }
 
 func (e *Executors) log() logrus.FieldLogger {

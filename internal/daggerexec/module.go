@@ -19,8 +19,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sync/errgroup"
 
 	sqlitegraft "github.com/sqlite-graft/sqlite-graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
@@ -94,14 +94,8 @@ func (s Spec) Definition() (*imagedef.Definition, pins.Version, error) {
 	if err != nil {
 		return nil, pins.Version{}, err
 	}
-	if s.SQLite == "" {
-		return def, def.SQLite, nil
-	}
-	v, err := pins.ParseVersion(s.SQLite)
-	if err != nil {
-		return nil, pins.Version{}, fmt.Errorf("sqlite %q: %w", s.SQLite, err)
-	}
-	return def, v, nil
+	v, err := def.Version(s.SQLite)
+	return def, v, err
 }
 
 func (s Spec) load() (*imagedef.Definition, error) {
@@ -173,192 +167,44 @@ func (m *Module) Library(ctx context.Context, spec Spec, platform string) (*dagg
 	return d.Sync(ctx)
 }
 
-// built is an image written locally by graft.BuildImage, not yet checked.
-type built struct {
-	def       *imagedef.Definition
-	pin       pins.Pin
-	local     *publish.Result
-	artifact  publish.Artifact
-	platforms []v1.Platform
-	images    []v1.Image // per platform
-	exec      *Executors
-	work      string
-}
-
-// build runs graft.BuildImage with the engine as the compiler and the
-// checks left for the engine (checkAll): nothing is pushed here.
-func (m *Module) build(ctx context.Context, spec Spec, platforms []v1.Platform) (*built, error) {
+// request is the build of spec for platforms (default: the definition's)
+// with the engine as the compiler and the sandbox of the checks.
+func (m *Module) request(ctx context.Context, spec Spec, platforms []v1.Platform) (*graft.Env, graft.ImageRequest, error) {
 	def, v, err := spec.Definition()
 	if err != nil {
-		return nil, err
+		return nil, graft.ImageRequest{}, err
 	}
 	env, err := m.env()
 	if err != nil {
-		return nil, err
-	}
-	pin, err := env.Pins.Resolve(v, "")
-	if err != nil {
-		return nil, err
+		return nil, graft.ImageRequest{}, err
 	}
 	if len(platforms) == 0 {
 		for _, s := range def.Platforms {
 			p, err := v1.ParsePlatform(s)
 			if err != nil {
-				return nil, err
+				return nil, graft.ImageRequest{}, err
 			}
 			platforms = append(platforms, *p)
 		}
 	}
-	work, err := os.MkdirTemp("", "sqlite-graft-image-")
-	if err != nil {
-		return nil, err
-	}
 	ex := m.executors(def, spec.Base, platforms)
-	res, err := env.BuildImage(ctx, graft.ImageRequest{
+	stress := check.DefaultStress()
+	return env, graft.ImageRequest{
 		Def:       def,
 		Source:    graft.SourceRequest{Version: v},
 		Base:      spec.Base,
 		Platforms: platforms,
 		Compiler:  ex.Compiler(ctx),
+		Checker:   ex.Checker(ctx),
 		SourceURL: SourceURL,
-		Output:    filepath.Join(work, "out"),
-		// The runc checks of graft need the host's toolchain; these images
-		// are checked in the engine instead (checkAll) before any push.
-		Checker: func(v1.Platform) (check.Sandbox, error) { return nil, graft.ErrCannotRun },
-	})
-	if err != nil {
-		os.RemoveAll(work)
-		return nil, err
-	}
-	b := &built{def: def, pin: pin, local: res, exec: ex, work: work}
-	if err := b.load(platforms); err != nil {
-		os.RemoveAll(work)
-		return nil, err
-	}
-	return b, nil
-}
-
-func (b *built) close() { os.RemoveAll(b.work) }
-
-// load reads the image back from the OCI layout graft wrote: the same
-// bytes, so the digest checked is the digest pushed.
-func (b *built) load(platforms []v1.Platform) error {
-	ii, err := layout.ImageIndexFromPath(b.local.Layout)
-	if err != nil {
-		return err
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		return err
-	}
-	if len(im.Manifests) == 0 {
-		return fmt.Errorf("%s: empty OCI layout", b.local.Layout)
-	}
-	top := im.Manifests[0]
-	if top.MediaType.IsIndex() {
-		idx, err := ii.ImageIndex(top.Digest)
-		if err != nil {
-			return err
-		}
-		children, err := idx.IndexManifest()
-		if err != nil {
-			return err
-		}
-		b.artifact = idx
-		for _, d := range children.Manifests {
-			if d.Platform == nil || !d.MediaType.IsImage() {
-				continue
-			}
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				return err
-			}
-			b.platforms = append(b.platforms, *d.Platform)
-			b.images = append(b.images, img)
-		}
-	} else {
-		img, err := ii.Image(top.Digest)
-		if err != nil {
-			return err
-		}
-		b.artifact = img
-		b.platforms = []v1.Platform{platforms[0]}
-		b.images = []v1.Image{img}
-	}
-	if len(b.images) != len(platforms) {
-		return fmt.Errorf("%s: %d images for %d platforms", b.local.Layout, len(b.images), len(platforms))
-	}
-	return nil
-}
-
-// tarball writes image i as a one-image OCI layout tarball and uploads it.
-func (m *Module) tarball(ctx context.Context, b *built, i int) (*dagger.File, error) {
-	p := filepath.Join(b.work, fmt.Sprintf("image-%d.tar", i))
-	if err := WriteOCITarball(b.images[i], p); err != nil {
-		return nil, fmt.Errorf("image tarball (%s): %w", b.platforms[i], err)
-	}
-	return m.Files.File(ctx, p)
-}
-
-// checkAll checks every platform's image in the engine, concurrently.
-func (m *Module) checkAll(ctx context.Context, b *built) ([]*CheckReport, error) {
-	probeC := ProbeSource(m.Query)
-	reports := make([]*CheckReport, len(b.images))
-	var mu sync.Mutex
-	var failed []string
-	g, gctx := errgroup.WithContext(ctx)
-	for i, p := range b.platforms {
-		g.Go(func() error {
-			t, err := b.exec.Target(gctx, p)
-			if err != nil {
-				return err
-			}
-			products := b.exec.Products(p)
-			if products == nil {
-				return fmt.Errorf("no compiled library for %s", p)
-			}
-			probe, err := Probe(m.Query, t, products, probeC)
-			if err != nil {
-				return err
-			}
-			tar, err := m.tarball(gctx, b, i)
-			if err != nil {
-				return err
-			}
-			cf, err := b.images[i].ConfigFile()
-			if err != nil {
-				return err
-			}
-			m.log().WithField("platform", p.String()).Info("checking the image in the engine")
-			r, err := CheckImage(gctx, m.Query, CheckRequest{
-				Platform: p.String(), Tarball: tar, Def: b.def, Probe: probe, Want: b.pin, ConfigUser: cf.Config.User,
-			})
-			reports[i] = r
-			if err != nil {
-				if r == nil || len(r.Problems) == 0 {
-					return err // the check could not run
-				}
-				mu.Lock()
-				failed = append(failed, err.Error())
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return reports, err
-	}
-	if len(failed) > 0 {
-		sort.Strings(failed)
-		return reports, fmt.Errorf("%s", strings.Join(failed, "\n"))
-	}
-	return reports, nil
+		Stress:    &stress,
+	}, nil
 }
 
 // Image builds the image for one platform (default: the engine's), checks
-// it in the engine, and returns it as a container (imported from the OCI
-// tarball of exactly the checked image). A container is one platform: the
-// multi-platform image is what Release pushes.
+// it in the engine, and returns it as a container: imported from the OCI
+// layout graft wrote, exactly the checked image. A container is one
+// platform: the multi-platform image is what Release pushes.
 func (m *Module) Image(ctx context.Context, spec Spec, platforms []string) (*dagger.Container, error) {
 	if len(platforms) > 1 {
 		return nil, fmt.Errorf("build returns one container, which holds one platform; got %v: call build once per platform, or release for the multi-platform image", platforms)
@@ -371,53 +217,72 @@ func (m *Module) Image(ctx context.Context, spec Spec, platforms []string) (*dag
 	if err != nil {
 		return nil, err
 	}
-	b, err := m.build(ctx, spec, []v1.Platform{p})
+	env, req, err := m.request(ctx, spec, []v1.Platform{p})
 	if err != nil {
 		return nil, err
 	}
-	defer b.close()
-	if _, err := m.checkAll(ctx, b); err != nil {
-		return nil, err
-	}
-	tar, err := m.tarball(ctx, b, 0)
+	work, err := os.MkdirTemp("", "sqlite-graft-image-")
 	if err != nil {
 		return nil, err
 	}
-	ctr := m.Query.Container(dagger.ContainerOpts{Platform: dagger.Platform(p.String())}).Import(tar)
+	defer os.RemoveAll(work)
+	req.Output = filepath.Join(work, "out")
+	res, err := env.BuildImage(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	ii, err := layout.ImageIndexFromPath(res.Layout)
+	if err != nil {
+		return nil, err
+	}
+	d, err := v1.NewHash(res.Digest)
+	if err != nil {
+		return nil, err
+	}
+	img, err := ii.Image(d)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", res.Layout, err)
+	}
+	tarball := filepath.Join(work, "image.tar")
+	if err := WriteOCITarball(img, tarball); err != nil {
+		return nil, err
+	}
+	tar, err := m.Files.File(ctx, tarball)
+	if err != nil {
+		return nil, err
+	}
 	// The local tarball is removed on return: evaluate the import now.
-	return ctr.Sync(ctx)
+	return m.Query.Container(dagger.ContainerOpts{Platform: dagger.Platform(p.String())}).Import(tar).Sync(ctx)
 }
 
 // Check builds the image for every platform of the definition and checks
-// each in the engine; it returns one line per platform. When a check fails,
-// the error carries the whole report.
+// each in the engine, writing nothing; it returns one line per platform.
+// A failed check is an error that carries the whole report.
 func (m *Module) Check(ctx context.Context, spec Spec) (string, error) {
-	b, err := m.build(ctx, spec, nil)
+	env, req, err := m.request(ctx, spec, nil)
 	if err != nil {
 		return "", err
 	}
-	defer b.close()
-	reports, err := m.checkAll(ctx, b)
-	var lines []string
-	for _, r := range reports {
-		if r != nil {
-			lines = append(lines, r.String())
-		}
-	}
-	text := fmt.Sprintf("%s (SQLite %s), digest %s\n%s\n", b.def.Name, b.pin.Version, b.local.Digest, strings.Join(lines, "\n"))
+	req.CheckOnly = true
+	res, err := env.BuildImage(ctx, req)
 	if err != nil {
-		return "", fmt.Errorf("%s\n%w", strings.TrimSpace(text), err)
+		return "", err
 	}
-	return text, nil
+	var lines []string
+	for _, c := range res.Checks {
+		lines = append(lines, fmt.Sprintf("%s: %s; downstream: %s", c.Platform, c.Summary, c.Downstream))
+	}
+	return fmt.Sprintf("%s (SQLite %s), digest %s\n%s\n", req.Def.Name, req.Source.Version, res.Digest, strings.Join(lines, "\n")), nil
 }
 
 // Release builds every platform of the definition and pushes the
 // multi-platform image to repository (default: the definition's; a
-// REPOSITORY:TAG pushes that one tag instead of the definition's tags) with
-// go-containerregistry, as username with password. When the registry already
-// has this digest under every tag nothing is built into it, not even the
-// checks run; otherwise the images are checked in the engine first and
-// nothing is written unless every check passed. It returns ref@digest.
+// REPOSITORY:TAG pushes that one tag instead of the definition's tags) as
+// username with password, through the same steps as the CLI's build: the
+// recorded inputs first (nothing is built or pushed when every tag holds a
+// build of them), the checks in the engine as the gate, the image by
+// digest, its referrers (SBOM, provenance), then its tags. It returns
+// ref@digest.
 func (m *Module) Release(ctx context.Context, spec Spec, repository, username, password string) (string, error) {
 	if username == "" || password == "" {
 		return "", fmt.Errorf("release needs a registry username and password (a token)")
@@ -425,58 +290,34 @@ func (m *Module) Release(ctx context.Context, spec Spec, repository, username, p
 	if spec.Image == "" && spec.DefinitionYAML == nil {
 		return "", fmt.Errorf("release needs an image definition: a shipped one by name, or a definition file")
 	}
-	b, err := m.build(ctx, spec, nil)
+	env, req, err := m.request(ctx, spec, nil)
 	if err != nil {
 		return "", err
 	}
-	defer b.close()
 	if repository == "" {
-		repository = b.def.Repository
+		repository = req.Def.Repository
 	}
-	repo, tags, err := pushTarget(repository, b.local.Tags)
+	target, err := name.ParseReference(repository)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("repository %q: want REPOSITORY or REPOSITORY:TAG: %w", repository, err)
 	}
-	auth := authn.FromConfig(authn.AuthConfig{Username: username, Password: password})
-	res, err := publish.Push(ctx, repo, b.artifact, tags,
-		publish.WithAuth(auth),
-		publish.WithLogger(m.log()),
-		publish.WithGate(func(ctx context.Context) error {
-			_, err := m.checkAll(ctx, b)
-			return err
-		}),
-	)
+	// The credentials are for the registry pushed to; the base is pulled
+	// with them only when it lives there too.
+	auth := publish.Describe(authn.FromConfig(authn.AuthConfig{Username: username, Password: password}), "--registry-username "+username+" (--registry-password)")
+	keychain := publish.FlagKeychain(target.Context().RegistryStr(), auth)
+	tr := publish.WithDeadlines(remote.DefaultTransport, publish.DefaultRegistryTimeout)
+	req.Push = repository
+	req.BaseOptions = []remote.Option{remote.WithAuthFromKeychain(keychain), remote.WithTransport(tr)}
+	req.RegistryOptions = req.BaseOptions
+	req.PushOptions = []publish.Option{publish.WithKeychain(keychain), publish.WithTransport(tr), publish.WithLogger(m.log())}
+	res, err := env.BuildImage(ctx, req)
 	if err != nil {
 		return "", err
 	}
 	if res.Unchanged {
-		m.log().WithField("reference", res.Reference).Info("unchanged: the registry already has this image under every tag")
+		m.log().WithField("reference", res.Reference).Info("unchanged: every tag holds a build of these inputs; nothing built or pushed")
 	}
 	return res.Reference, nil
-}
-
-// pushTarget splits REPOSITORY[:TAG]; without a tag, the tags are those of
-// the local result (full references of the definition's repository).
-func pushTarget(ref string, localTags []string) (name.Repository, []string, error) {
-	if t, err := name.NewTag(ref, name.StrictValidation); err == nil {
-		return t.Context(), []string{t.TagStr()}, nil
-	}
-	repo, err := name.NewRepository(ref, name.StrictValidation)
-	if err != nil {
-		return name.Repository{}, nil, fmt.Errorf("repository %q: want REPOSITORY or REPOSITORY:TAG: %w", ref, err)
-	}
-	var tags []string
-	for _, full := range localTags {
-		t, err := name.NewTag(full)
-		if err != nil {
-			return name.Repository{}, nil, err
-		}
-		tags = append(tags, t.TagStr())
-	}
-	if len(tags) == 0 {
-		return name.Repository{}, nil, fmt.Errorf("no tags to push to %s", repo)
-	}
-	return repo, tags, nil
 }
 
 // WriteOCITarball writes img as a tar of an OCI image layout holding that
