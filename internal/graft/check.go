@@ -62,7 +62,7 @@ func (e *Env) checkImages(ctx context.Context, req ImageRequest, plan *BuildPlan
 				opts.Wrapper = []string{layer.WrapperPath}
 			}
 			log.Info("checking the image from inside")
-			r, err := check.Image(ctx, opts)
+			r, err := (&checkRun{opts: opts}).check(ctx)
 			if err != nil {
 				return fmt.Errorf("image check (%s): %w", pi.platform, err)
 			}
@@ -74,7 +74,11 @@ func (e *Env) checkImages(ctx context.Context, req ImageRequest, plan *BuildPlan
 			}
 			log.Infof("downstream check: a throwaway copy of the image with %s %s added", pkg.Name, pkg.Version)
 			start := time.Now()
-			if r, err = CheckDownstream(ctx, pi.img, pkg, opts); err != nil {
+			run, err := downstreamRun(pi.img, pkg, opts)
+			if err != nil {
+				return err
+			}
+			if r, err = run.check(ctx); err != nil {
 				return fmt.Errorf("image check (%s): %w", pi.platform, err)
 			}
 			log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "baseline": r.BaselinePackage + " (" + r.Report.BaselineVersion + ")",
@@ -83,4 +87,25 @@ func (e *Env) checkImages(ctx context.Context, req ImageRequest, plan *BuildPlan
 		})
 	}
 	return g.Wait()
+}
+
+// checkRun is one run of the image checks: on the image itself, or on its
+// downstream copy (downstreamRun).
+type checkRun struct {
+	opts check.ImageOptions
+	what string // names the run in errors ("" : the image itself)
+	// verify adds to the verdict of a run that passed; nil: nothing.
+	verify func(*check.ImageReport) error
+}
+
+// check is the one place an image check runs.
+func (run *checkRun) check(ctx context.Context) (*check.ImageReport, error) {
+	r, err := check.Image(ctx, run.opts)
+	if err == nil && run.verify != nil {
+		err = run.verify(r)
+	}
+	if err != nil && run.what != "" {
+		return r, fmt.Errorf("%s: %w", run.what, err)
+	}
+	return r, err
 }

@@ -164,9 +164,18 @@ func (p *downstreamPlan) provenance() (string, []provenance.CheckPackage) {
 // linked against the package's library. A program linked against it must
 // still get the graft — the pinned version, one SQLite mapped — and the graft
 // must be a superset of it (compile options, exported symbols). opts gives
-// Want, Wrapper, Client and Logger; the baseline is set here, and the stress
-// test is left to the check of the image itself.
+// Want, Wrapper, Client, Sandbox and Logger; the baseline is set here, and
+// the stress test is left to the check of the image itself.
 func CheckDownstream(ctx context.Context, img v1.Image, pkg *distropkg.Package, opts check.ImageOptions) (*check.ImageReport, error) {
+	run, err := downstreamRun(img, pkg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return run.check(ctx)
+}
+
+// downstreamRun is the check run of CheckDownstream.
+func downstreamRun(img v1.Image, pkg *distropkg.Package, opts check.ImageOptions) (*checkRun, error) {
 	withPkg, err := pkg.AddTo(img)
 	if err != nil {
 		return nil, fmt.Errorf("downstream check: add %s %s to a copy of the image: %w", pkg.Name, pkg.Version, err)
@@ -174,18 +183,20 @@ func CheckDownstream(ctx context.Context, img v1.Image, pkg *distropkg.Package, 
 	opts.Image = withPkg
 	opts.BaselineKind, opts.Baseline, opts.BaselinePackage = check.BaselinePackage, pkg.Library, pkg.Name+" "+pkg.Version
 	opts.Stress = nil
-	r, err := check.Image(ctx, opts)
-	if err != nil {
-		return r, fmt.Errorf("downstream check, with %s %s added (from %s): %w", pkg.Name, pkg.Version, pkg.Origin, err)
-	}
-	// The package must be what it says: its library's version is the
-	// package version's upstream part.
-	up, err := upstream.AlpineUpstream(pkg.Version)
-	if pkg.Format == distropkg.Deb {
-		up, err = upstream.DebianUpstream(pkg.Version)
-	}
-	if err == nil && r.Report.BaselineVersion != up.String() {
-		return r, fmt.Errorf("downstream check: %s %s (from %s): its library %s reports SQLite %s, want %s", pkg.Name, pkg.Version, pkg.Origin, pkg.Library, r.Report.BaselineVersion, up)
-	}
-	return r, nil
+	return &checkRun{
+		opts: opts,
+		what: fmt.Sprintf("downstream check, with %s %s added (from %s)", pkg.Name, pkg.Version, pkg.Origin),
+		// The package must be what it says: its library's version is the
+		// package version's upstream part.
+		verify: func(r *check.ImageReport) error {
+			up, err := upstream.AlpineUpstream(pkg.Version)
+			if pkg.Format == distropkg.Deb {
+				up, err = upstream.DebianUpstream(pkg.Version)
+			}
+			if err == nil && r.Report.BaselineVersion != up.String() {
+				return fmt.Errorf("its library %s reports SQLite %s, want %s", pkg.Library, r.Report.BaselineVersion, up)
+			}
+			return nil
+		},
+	}, nil
 }
