@@ -58,6 +58,11 @@ type ImageOptions struct {
 	// built with preload: wrapper (e.g. {layer.WrapperPath}); nil for images
 	// whose environment preloads the graft (preload: env).
 	Wrapper []string
+	// ClearedEnv also runs the probe with no environment at all — as env -i,
+	// sudo and cron start programs — and requires the graft there too: on
+	// musl through the default search path (/usr/local/lib first), on glibc
+	// through the image's /etc/ld.so.cache.
+	ClearedEnv bool
 	// Stress runs the WAL stress test inside the image; nil skips it.
 	Stress *StressOptions
 	// Timeout bounds each run of the probe or the client in the image (the
@@ -104,7 +109,9 @@ type ImageReport struct {
 	// Capabilities those with file capabilities.
 	Setuid       []string `json:"setuid,omitempty"`
 	Capabilities []string `json:"capabilities,omitempty"`
-	Problems     []string `json:"problems,omitempty"`
+	// ClearedEnv is what the probe got with no environment (ClearedEnv).
+	ClearedEnv *ClearedEnvReport `json:"cleared_env,omitempty"`
+	Problems   []string          `json:"problems,omitempty"`
 
 	imageProblems []string
 }
@@ -308,6 +315,10 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("the image's environment preloads nothing and %s exists: an image built with preload: wrapper is checked with ImageOptions.Wrapper", layer.WrapperPath))
 	}
 
+	if opts.ClearedEnv {
+		ir.checkClearedEnv(ctx, c, opts.Want)
+	}
+
 	// The baseline library, with the graft turned off.
 	if err := ir.compareWithBaseline(ctx, c, env, libc, baseline, &in, baseELF, graftELF); err != nil {
 		return fail(err)
@@ -431,6 +442,33 @@ func (ir *ImageReport) checkPreloadEnv(env []string, libc string) {
 
 func hasEnv(env []string, name string) bool {
 	return slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+}
+
+// checkClearedEnv runs the probe with an empty environment (and without the
+// wrapper) and fails unless it gets the graft, alone.
+func (ir *ImageReport) checkClearedEnv(ctx context.Context, c imageRunner, want *pins.Pin) {
+	r := ir.Report
+	var in info
+	if err := runProbeJSON(ctx, c.unwrapped(), []string{}, &in, "info"); err != nil {
+		ir.problem("a process with a cleared environment (env -i, sudo, cron): %v", err)
+		return
+	}
+	mapped := sqliteFilesIn(in.Mapped, r.Lib, r.Baseline)
+	ir.ClearedEnv = &ClearedEnvReport{Version: in.Version, Mapped: mapped}
+	wantVersion := r.Version
+	if want != nil {
+		wantVersion = want.Version.String()
+	}
+	if in.Version != wantVersion || len(mapped) != 1 || mapped[0] != r.Lib {
+		ir.problem("a process with a cleared environment (env -i, sudo, cron) gets SQLite %s from %v, want the graft %s (%s) alone: the loader finds the distribution's copy first there (on glibc, /etc/ld.so.cache must list %s first)",
+			in.Version, mapped, wantVersion, r.Lib, layer.LibDir)
+	}
+}
+
+// ClearedEnvReport is what a process with no environment got.
+type ClearedEnvReport struct {
+	Version string   `json:"version"`
+	Mapped  []string `json:"mapped"`
 }
 
 // sqliteFilesIn picks the SQLite libraries among the files mapped in a

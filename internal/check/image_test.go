@@ -21,6 +21,7 @@ import (
 
 	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
+	"github.com/sqlite-graft/sqlite-graft/internal/ldcache"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbuild"
@@ -65,6 +66,8 @@ type graft struct {
 	client     []string             // ImageOptions.Client
 	wrapper    []string             // ImageOptions.Wrapper
 	stress     *StressOptions       //
+	clearedEnv bool                 // ImageOptions.ClearedEnv
+	ldCache    bool                 // an /etc/ld.so.cache generated for the image, as graft ships on glibc
 	logReport  bool                 // log the report even when it passes
 	// ImageOptions.BaselineKind, Baseline and BaselinePackage
 	baselineKind          BaselineKind
@@ -101,6 +104,20 @@ func (b testBase) image(t *testing.T, g graft) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if g.ldCache {
+		files, err := imagefs.Open(img, imagefs.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache, err := ldcache.Generate(files.IOFS(), ldcache.Options{Arch: "amd64"})
+		files.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, testbase.MustLayer(t, testbase.Regular(ldcache.Path, 0o644, cache))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +147,7 @@ func (b testBase) check(t *testing.T, g graft) (*ImageReport, error) {
 	start := time.Now()
 	r, err := Image(context.Background(), ImageOptions{
 		Image: b.image(t, g), Want: &want, Client: g.client, Wrapper: g.wrapper, Stress: g.stress, Logger: testLogger(t),
-		BaselineKind: g.baselineKind, Baseline: g.baseline, BaselinePackage: g.baselinePkg,
+		BaselineKind: g.baselineKind, Baseline: g.baseline, BaselinePackage: g.baselinePkg, ClearedEnv: g.clearedEnv,
 	})
 	t.Logf("check.Image: %.2fs", time.Since(start).Seconds())
 	if r == nil {
@@ -505,4 +522,29 @@ func (h onMessage) Fire(e *logrus.Entry) error {
 		h.fn()
 	}
 	return nil
+}
+
+// A process with no environment (env -i, sudo, cron) gets the graft on
+// musl (the default search path has /usr/local/lib first) and on glibc
+// only through a loader cache that lists it first: without one, glibc
+// binds the distribution's copy, and the check says so.
+func TestImageClearedEnv(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base    testBase
+		ldCache bool
+		fails   string
+	}{
+		{testBases[0], false, ""},
+		{testBases[1], true, ""},
+		{testBases[1], false, "a process with a cleared environment (env -i, sudo, cron) gets SQLite " + testbase.GlibcVersion},
+	} {
+		r, err := tc.base.check(t, graft{clearedEnv: true, ldCache: tc.ldCache})
+		switch {
+		case tc.fails == "" && (err != nil || r.ClearedEnv == nil || r.ClearedEnv.Version != "3.51.3" || !slices.Equal(r.ClearedEnv.Mapped, []string{graftedFile})):
+			t.Errorf("%s (ld.so.cache %v): cleared environment %+v, %v; want the graft alone", tc.base.libc, tc.ldCache, r.ClearedEnv, err)
+		case tc.fails != "" && !hasImageProblem(r, tc.fails):
+			t.Errorf("%s (ld.so.cache %v): problems %q, want one naming %q", tc.base.libc, tc.ldCache, r.Problems, tc.fails)
+		}
+	}
 }

@@ -89,7 +89,7 @@ func BenchmarkBuildFigures(b *testing.B) {
 		// What the push of the new version uploaded besides the new layer:
 		// the image's config blob, and the SBOM and provenance documents.
 		var refBytes int64
-		for _, typ := range []string{sbom.MediaType, provenance.MediaType} {
+		for _, typ := range []string{sbom.ArtifactType, provenance.MediaType} {
 			descs, err := referrers.Find(context.Background(), d, typ, reg.RemoteOptions()...)
 			if err != nil || len(descs) != 1 {
 				b.Fatalf("referrers %s: %v %v", typ, descs, err)

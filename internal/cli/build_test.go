@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/registrytest"
 	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
+	"github.com/sqlite-graft/sqlite-graft/internal/vex"
 )
 
 type result struct {
@@ -132,11 +134,19 @@ func TestBuildMuslPushAndRebuild(t *testing.T) {
 	// (the registry has no referrers API: the sha256-<hex> tag fallback),
 	// the SBOM also inside the image, the provenance beside the result file.
 	subject, _ := name.NewDigest(first.Reference)
-	for _, typ := range []string{sbom.MediaType, provenance.MediaType} {
-		found, err := referrers.Find(t.Context(), subject, typ, reg.RemoteOptions()...)
-		if err != nil || len(found) != 1 {
-			t.Errorf("referrers of %s with type %s = %v, %v; want one", subject, typ, found, err)
-		}
+	found, err := referrers.Find(t.Context(), subject, sbom.ArtifactType, reg.RemoteOptions()...)
+	if err != nil || len(found) != 1 {
+		t.Errorf("referrers of %s with type %s = %v, %v; want one", subject, sbom.ArtifactType, found, err)
+	}
+	statements := map[string]v1.Descriptor{} // predicate type -> referrer
+	found, err = referrers.Find(t.Context(), subject, referrers.InToto, reg.RemoteOptions()...)
+	for _, d := range found {
+		statements[d.Annotations[referrers.PredicateTypeAnnotation]] = d
+	}
+	if err != nil || len(found) != 2 || statements[provenance.PredicateType].Digest.Hex == "" || statements[vex.PredicateType].Digest.Hex == "" {
+		t.Errorf("in-toto referrers of %s = %v, %v; want the provenance and the VEX statement, each with its predicate type", subject, found, err)
+	} else {
+		vexMatches(t, reg, subject, statements[vex.PredicateType])
 	}
 	img, _ := remote.Image(subject, reg.RemoteOptions()...)
 	doc := testbase.ReadFile(t, img, graft.SBOMPath)
@@ -274,5 +284,43 @@ func TestBuildExplainsWhatChanged(t *testing.T) {
 	// Nothing was pushed by the dry runs: the tag still holds the first build.
 	if r := sqliteGraft(t, append(append([]string{}, args...), "--dry-run")...); !strings.Contains(r.stdout, "moved") {
 		t.Errorf("tag changed by a dry run? %q", r.stdout)
+	}
+}
+
+// vexMatches reads the VEX referrer d of subject back and matches it with
+// go-vex as a scanner would: not_affected for the distribution package's
+// advisory that the graft does not have, nothing for the graft's own, for
+// another package or for another image.
+func vexMatches(t *testing.T, reg *registrytest.Registry, subject name.Digest, d v1.Descriptor) {
+	t.Helper()
+	a, err := referrers.Fetch(t.Context(), subject.Context().Digest(d.Digest.String()), reg.RemoteOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmt struct {
+		Predicate json.RawMessage `json:"predicate"`
+	}
+	if err := json.Unmarshal(a.Data, &stmt); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := vex.Parse(stmt.Predicate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := vex.ImagePURL(subject.Context(), subject.DigestStr())
+	distro := "pkg:apk/alpine/sqlite-libs@3.48.0-r4"
+	for _, tc := range []struct {
+		vuln, product, sub string
+		want               int
+	}{
+		{"CVE-2025-3277", image, distro, 1},                                                               // the distribution's, not the graft's
+		{"CVE-2026-11822", image, distro, 0},                                                              // the graft's own (FTS5 in 3.51.3)
+		{"CVE-2025-3277", image, "pkg:apk/alpine/busybox@1.37.0-r0", 0},                                   // another package
+		{"CVE-2025-3277", vex.ImagePURL(subject.Context(), "sha256:"+strings.Repeat("0", 64)), distro, 0}, // another image
+	} {
+		st := doc.Matches(tc.vuln, tc.product, []string{tc.sub})
+		if len(st) != tc.want || tc.want == 1 && (st[0].Status != "not_affected" || st[0].Justification != "vulnerable_code_not_in_execute_path") {
+			t.Errorf("VEX Matches(%s, %s, %s) = %+v, want %d not_affected", tc.vuln, tc.product, tc.sub, st, tc.want)
+		}
 	}
 }

@@ -156,9 +156,10 @@ func TestBuildEveryDefinitionOnBothShapes(t *testing.T) {
 
 // preloadRemoved runs the downstream check on the pushed image with its
 // preload environment removed, with the package the build fetched (read
-// from its file: the fetch was the build's): glibc binds the
-// distribution's copy and the check fails; musl still finds the graft
-// first.
+// from its file: the fetch was the build's). The graft holds without it:
+// musl searches /usr/local/lib first, and on glibc the image's
+// /etc/ld.so.cache lists the graft. With that cache removed too, glibc binds
+// the distribution's copy and the check fails, naming it.
 func preloadRemoved(t *testing.T, reg *registrytest.Registry, ref, def, version, pkgFile string) {
 	t.Helper()
 	d, _ := name.NewDigest(ref)
@@ -192,12 +193,18 @@ func preloadRemoved(t *testing.T, reg *registrytest.Registry, ref, def, version,
 	}
 	pin, _ := embeddedPin(t, "3.51.3")
 	r, err := graft.CheckDownstream(t.Context(), stripped, pkg, check.ImageOptions{Want: &pin})
+	if err != nil || !slices.Equal(r.Report.Mapped, []string{"/usr/local/lib/libsqlite3.so.3.51.3"}) {
+		t.Errorf("downstream check without the preload environment (%s) = %v, want it to pass: the loader finds the graft first", def, err)
+	}
 	if def == "debian-13" {
-		if err == nil || !strings.Contains(err.Error(), "sqlite_version() = "+testbase.GlibcVersion+", want 3.51.3") || !strings.Contains(err.Error(), "the grafted library /usr/local/lib/libsqlite3.so.3.51.3 is not among them") {
-			t.Errorf("downstream check without the preload environment = %v, want the distribution's %s bound and named", err, testbase.GlibcVersion)
+		noCache, err := mutate.AppendLayers(stripped, testbase.MustLayer(t, testbase.Regular("/etc/.wh.ld.so.cache", 0o644, nil)))
+		if err != nil {
+			t.Fatal(err)
 		}
-	} else if err != nil || !slices.Equal(r.Report.Mapped, []string{"/usr/local/lib/libsqlite3.so.3.51.3"}) {
-		t.Errorf("downstream check without the preload environment (musl) = %v, want it to pass: musl searches /usr/local/lib first", err)
+		_, err = graft.CheckDownstream(t.Context(), noCache, pkg, check.ImageOptions{Want: &pin})
+		if err == nil || !strings.Contains(err.Error(), "sqlite_version() = "+testbase.GlibcVersion+", want 3.51.3") || !strings.Contains(err.Error(), "the grafted library /usr/local/lib/libsqlite3.so.3.51.3 is not among them") {
+			t.Errorf("downstream check without the preload environment and the loader cache = %v, want the distribution's %s bound and named", err, testbase.GlibcVersion)
+		}
 	}
 	if r != nil {
 		t.Logf("%s without LD_PRELOAD/LD_LIBRARY_PATH: mapped %v, version %s", def, r.Report.Mapped, r.Report.Version)

@@ -57,6 +57,9 @@ func (e *Env) checkImages(ctx context.Context, req ImageRequest, plan *BuildPlan
 			opts := check.ImageOptions{
 				Image: pi.img, Sandbox: pi.sandbox, Want: &plan.Pin, Stress: req.Stress, Timeout: req.CheckTimeout,
 				Logger: e.Log, BaselineKind: pi.checks.baseline, MaxUnpackedSize: req.MaxUnpackedSize,
+				// The graft holds for env -i too: musl's default path, the
+				// loader cache the layer ships on glibc.
+				ClearedEnv: true,
 			}
 			if req.Def.Preload == imagedef.PreloadWrapper {
 				opts.Wrapper = []string{layer.WrapperPath}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
@@ -20,6 +21,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/imagefs"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
+	"github.com/sqlite-graft/sqlite-graft/internal/ldcache"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
@@ -176,7 +178,7 @@ func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPl
 	if pi.build, err = e.Compile(ctx, src, exec, cc, out); err != nil {
 		return nil, err
 	}
-	l, err := e.graftLayer(req.Def, plan, pi, out, hard)
+	l, err := e.graftLayer(req.Def, plan, pi, out, hard, req.MaxUnpackedSize)
 	if err != nil {
 		return nil, err
 	}
@@ -193,8 +195,9 @@ func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPl
 }
 
 // graftLayer writes the one layer of pi: the compiled products in out, the
-// SBOM (also kept in pi), the build metadata and the base's hardening.
-func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platformImage, out string, hard hardened) (v1.Layer, error) {
+// SBOM (also kept in pi), the build metadata, the base's hardening and, on
+// glibc, the loader's cache.
+func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platformImage, out string, hard hardened, maxUnpacked int64) (v1.Layer, error) {
 	b := pi.build
 	shell := ""
 	if b.Source.HasShell {
@@ -214,8 +217,7 @@ func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platform
 	if err != nil {
 		return nil, fmt.Errorf("SBOM: %w", err)
 	}
-	extra := append(slices.Clone(hard.extra), layer.File{Path: SBOMPath, Mode: 0o644, Data: pi.sbom})
-	return layer.Build(layer.Input{
+	in := layer.Input{
 		Library:   filepath.Join(out, "libsqlite3.so.0"),
 		Shell:     shell,
 		Version:   plan.Version,
@@ -223,9 +225,43 @@ func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platform
 		Preload:   def.Preload,
 		Metadata:  metadata(def, pi.base, b),
 		Created:   plan.Created,
-		Extra:     extra,
+		Extra:     append(slices.Clone(hard.extra), layer.File{Path: SBOMPath, Mode: 0o644, Data: pi.sbom}),
 		Whiteouts: hard.whiteouts,
-	})
+	}
+	l, err := layer.Build(in)
+	if err != nil || def.Libc != imagedef.Glibc {
+		return l, err
+	}
+	// glibc finds libraries through /etc/ld.so.cache, which lists the
+	// distribution's copy first until ldconfig runs again: the graft ships
+	// the cache ldconfig would write with it in place (/usr/local/lib first,
+	// as Debian's libc.conf says), so that a process whose environment was
+	// cleared (env -i, sudo, cron) gets the graft too.
+	cache, err := loaderCache(pi.base, l, maxUnpacked)
+	if err != nil {
+		return nil, err
+	}
+	in.Extra = append(in.Extra, layer.File{Path: ldcache.Path, Mode: 0o644, Data: cache})
+	return layer.Build(in)
+}
+
+// loaderCache is the /etc/ld.so.cache of base with the layer l on top, as
+// glibc's ldconfig would write it there.
+func loaderCache(base *image.Base, l v1.Layer, maxUnpacked int64) ([]byte, error) {
+	img, err := mutate.AppendLayers(base.Image, l)
+	if err != nil {
+		return nil, err
+	}
+	files, err := imagefs.Open(img, imagefs.Limits{MaxUnpackedSize: maxUnpacked})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ldcache.Path, err)
+	}
+	defer files.Close()
+	cache, err := ldcache.Generate(files.IOFS(), ldcache.Options{Arch: base.Platform.Architecture})
+	if err != nil {
+		return nil, fmt.Errorf("%s for %s: %w", ldcache.Path, base.Digest, err)
+	}
+	return cache, nil
 }
 
 // hardened is what hardening adds to one base.
@@ -251,6 +287,9 @@ func hardenBases(def *imagedef.Definition, plan *BuildPlan, limits imagefs.Limit
 			return hards, fmt.Errorf("base %s: %w", base.Digest, err)
 		}
 		written := []string{layer.LibraryFile(plan.Version), layer.ShellPath, layer.WrapperPath, layer.LicensePath, layer.MetadataPath, SBOMPath}
+		if def.Libc == imagedef.Glibc {
+			written = append(written, ldcache.Path)
+		}
 		for _, f := range h.extra {
 			written = append(written, f.Path)
 		}

@@ -15,10 +15,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 	"github.com/sqlite-graft/sqlite-graft/internal/referrers"
 	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
+	"github.com/sqlite-graft/sqlite-graft/internal/upstream"
+	"github.com/sqlite-graft/sqlite-graft/internal/vex"
 )
 
 // documents are what is published with the image: the artifact (one
@@ -30,6 +33,9 @@ type documents struct {
 	// beside are written, by file name, next to the OCI layout (no push)
 	// or the result file (ImageRequest.ProvenanceFile's directory).
 	beside map[string][]byte
+	// vex is the OpenVEX statement, a referrer of each of vexSubjects.
+	vex         *referrers.Artifact
+	vexSubjects []string
 }
 
 // documents makes the artifact and its documents: the provenance names
@@ -82,14 +88,64 @@ func (e *Env) documents(req ImageRequest, plan *BuildPlan, imgs []*platformImage
 	if err := json.Compact(&provCompact, prov); err != nil {
 		return nil, err
 	}
-	return &documents{
+	docs := &documents{
 		artifact: artifact,
 		referrers: []referrers.Artifact{
-			{ArtifactType: sbom.MediaType, MediaType: sbom.MediaType, Data: sbomCompact.Bytes()},
+			// Under its own artifact type: the SBOM describes the graft, not
+			// the whole image, and a scanner that takes an SBOM referrer
+			// instead of scanning the layers (Trivy --sbom-sources oci) must
+			// not take it.
+			{ArtifactType: sbom.ArtifactType, MediaType: sbom.MediaType, Data: sbomCompact.Bytes()},
 			{ArtifactType: provenance.MediaType, MediaType: provenance.MediaType, Data: provCompact.Bytes()},
 		},
 		beside: map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov},
-	}, nil
+	}
+	var digests []string
+	for _, s := range subjects {
+		digests = append(digests, s.Digest)
+	}
+	return docs, e.vexDocuments(req, plan, digests, docs)
+}
+
+// vexDocuments adds the OpenVEX document of the images with digests: the
+// distribution package's advisories that the graft does not have are
+// not_affected there. It is a referrer of every digest (scanners look it up
+// by the image they scan: the index or one platform's) and a file beside
+// the output and the result. A definition that names no distribution
+// package has nothing to say.
+func (e *Env) vexDocuments(req ImageRequest, plan *BuildPlan, digests []string, docs *documents) error {
+	def := req.Def
+	if def.DistroPackage == "" {
+		e.Log.Warnf("%s names no distro_package: no VEX document", def.File)
+		return nil
+	}
+	pkg := vex.Package{Type: "apk", Namespace: "alpine", Name: def.DistroPackage, Version: def.DistroSQLite}
+	up, err := upstream.AlpineUpstream(def.DistroSQLite)
+	if def.Libc == imagedef.Glibc {
+		pkg.Type, pkg.Namespace = "deb", "debian"
+		up, err = upstream.DebianUpstream(def.DistroSQLite)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: distro_sqlite %q: %w", def.File, def.DistroSQLite, err)
+	}
+	pkg.SQLite = up
+	in := vex.Input{
+		Repository: plan.Repository, Digests: digests, Packages: []vex.Package{pkg},
+		Graft:   vex.Graft{Version: plan.Version, Defines: e.Recipe.Defines, Libc: def.Libc, LDCache: def.Libc == imagedef.Glibc},
+		Created: plan.Created, ToolVersion: ToolVersion,
+	}
+	doc, err := vex.JSON(in)
+	if err != nil {
+		return err
+	}
+	stmt, err := vex.Statement(in)
+	if err != nil {
+		return err
+	}
+	docs.beside[vex.FileName] = doc
+	docs.vex = &referrers.Artifact{ArtifactType: referrers.InToto, MediaType: vex.MediaType, Data: stmt}
+	docs.vexSubjects = digests
+	return nil
 }
 
 // publish is the one place anything is written: the checks are its gate
@@ -124,6 +180,11 @@ func (e *Env) publish(ctx context.Context, req ImageRequest, plan *BuildPlan, im
 	if req.ProvenanceFile != "" {
 		if err := fsutil.WriteFileAtomic(req.ProvenanceFile, docs.beside[provenance.FileName], 0o644); err != nil {
 			return nil, err
+		}
+		if v, ok := docs.beside[vex.FileName]; ok {
+			if err := fsutil.WriteFileAtomic(filepath.Join(filepath.Dir(req.ProvenanceFile), vex.FileName), v, 0o644); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return res, nil
@@ -172,8 +233,18 @@ func (e *Env) push(ctx context.Context, req ImageRequest, plan *BuildPlan, docs 
 		tags = append(tags, tag.TagStr())
 	}
 	attach := func(ctx context.Context, ref name.Digest, opts []remote.Option) error {
-		_, err := referrers.Attach(ctx, ref, docs.referrers, opts...)
-		return err
+		if _, err := referrers.Attach(ctx, ref, docs.referrers, opts...); err != nil {
+			return err
+		}
+		if docs.vex == nil {
+			return nil
+		}
+		for _, d := range docs.vexSubjects {
+			if _, err := referrers.Attach(ctx, ref.Context().Digest(d), []referrers.Artifact{*docs.vex}, opts...); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return publish.Push(ctx, repo, docs.artifact, tags, append(req.PushOptions, publish.WithGate(gate), publish.WithAttach(attach))...)
 }

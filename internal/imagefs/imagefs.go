@@ -334,13 +334,19 @@ const (
 const pathMax = 4096
 
 // cleanName is a tar name relative to the root, refusing names that leave
-// it.
+// it. An absolute name is relative to the image's root, as every runtime
+// unpacks it (umoci writes the root itself as "/").
 func cleanName(name string) (string, error) {
 	if len(name) >= pathMax {
 		return "", fmt.Errorf("entry %.64q...: a name of %d bytes (PATH_MAX is %d)", name, len(name), pathMax)
 	}
-	if strings.HasPrefix(name, "/") || strings.HasPrefix(name, `\`) {
-		return "", fmt.Errorf("entry %q: an absolute name", name)
+	if strings.HasPrefix(name, `\`) {
+		return "", fmt.Errorf("entry %q: a name that starts with a backslash", name)
+	}
+	if strings.HasPrefix(name, "/") {
+		if name = strings.TrimLeft(name, "/"); name == "" {
+			name = "."
+		}
 	}
 	c := path.Clean(name)
 	if c == ".." || strings.HasPrefix(c, "../") {

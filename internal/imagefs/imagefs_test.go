@@ -217,15 +217,15 @@ func TestRefuses(t *testing.T) {
 		layers [][]testbase.Entry
 		want   []string
 	}{
-		"dot-dot":        {[][]testbase.Entry{{file("../../../tmp/evil", "x", 0)}}, []string{`"../../../tmp/evil"`, "leaves the image's root"}},
-		"absolute":       {[][]testbase.Entry{{file("/etc/passwd", "x", 0)}}, []string{`"/etc/passwd"`, "absolute"}},
-		"hardlink out":   {[][]testbase.Entry{{hardlink("etc/shadow", "../../etc/shadow")}}, []string{`"etc/shadow"`, "leaves the image's root"}},
-		"hardlink none":  {[][]testbase.Entry{{hardlink("etc/x", "etc/nothing")}}, []string{`"etc/x"`, "etc/nothing", "file does not exist"}},
-		"duplicate":      {[][]testbase.Entry{{file("etc/passwd", "a", 0), file("./etc/passwd", "b", 0)}}, []string{"/etc/passwd appears twice", `"etc/passwd"`, `"etc/passwd"`}},
-		"duplicate real": {[][]testbase.Entry{{dir("usr/bin/"), symlink("bin", "usr/bin"), file("bin/x", "a", 0), file("usr/bin/x", "b", 0)}}, []string{"/usr/bin/x appears twice"}},
-		"name too long":  {[][]testbase.Entry{{file(strings.Repeat("d/", 2100)+"f", "x", 0)}}, []string{"a name of 4201 bytes"}},
-		"capability":     {[][]testbase.Entry{{{Name: "bin/x", Xattr: map[string]string{imagefs.CapabilityXattr: strings.Repeat("c", 100)}}}}, []string{`"bin/x"`, "no file capability"}},
-		"under a file":   {[][]testbase.Entry{{file("etc", "a", 0), file("etc/passwd", "b", 0)}}, []string{`"etc/passwd"`, "not a directory"}},
+		"dot-dot":         {[][]testbase.Entry{{file("../../../tmp/evil", "x", 0)}}, []string{`"../../../tmp/evil"`, "leaves the image's root"}},
+		"absolute dotdot": {[][]testbase.Entry{{file("/../etc/passwd", "x", 0)}}, []string{`"../etc/passwd"`, "leaves the image's root"}},
+		"hardlink out":    {[][]testbase.Entry{{hardlink("etc/shadow", "../../etc/shadow")}}, []string{`"etc/shadow"`, "leaves the image's root"}},
+		"hardlink none":   {[][]testbase.Entry{{hardlink("etc/x", "etc/nothing")}}, []string{`"etc/x"`, "etc/nothing", "file does not exist"}},
+		"duplicate":       {[][]testbase.Entry{{file("etc/passwd", "a", 0), file("./etc/passwd", "b", 0)}}, []string{"/etc/passwd appears twice", `"etc/passwd"`, `"etc/passwd"`}},
+		"duplicate real":  {[][]testbase.Entry{{dir("usr/bin/"), symlink("bin", "usr/bin"), file("bin/x", "a", 0), file("usr/bin/x", "b", 0)}}, []string{"/usr/bin/x appears twice"}},
+		"name too long":   {[][]testbase.Entry{{file(strings.Repeat("d/", 2100)+"f", "x", 0)}}, []string{"a name of 4201 bytes"}},
+		"capability":      {[][]testbase.Entry{{{Name: "bin/x", Xattr: map[string]string{imagefs.CapabilityXattr: strings.Repeat("c", 100)}}}}, []string{`"bin/x"`, "no file capability"}},
+		"under a file":    {[][]testbase.Entry{{file("etc", "a", 0), file("etc/passwd", "b", 0)}}, []string{`"etc/passwd"`, "not a directory"}},
 	} {
 		img := image(t, tc.layers...)
 		l, _ := img.Layers()
@@ -343,5 +343,18 @@ func TestOpenRefusesNonRegular(t *testing.T) {
 	}
 	if _, err := f.ReadFile("/usr/lib/libsqlite3.so.0", 1<<20); err == nil {
 		t.Error("ReadFile(fifo) = nil error, want refused")
+	}
+}
+
+// Absolute names are relative to the image's root, as runtimes unpack them:
+// umoci writes the root itself as "/".
+func TestAbsoluteNames(t *testing.T) {
+	f, err := imagefs.Open(image(t, []testbase.Entry{dir("/"), dir("/etc/"), file("/etc/passwd", "root:x:0:0::/root:/bin/sh\n", 0)}), imagefs.Limits{})
+	if err != nil {
+		t.Fatalf("Open = %v, want absolute names taken as inside the image", err)
+	}
+	defer f.Close()
+	if b, err := f.ReadFile("/etc/passwd", 100); err != nil || string(b) != "root:x:0:0::/root:/bin/sh\n" {
+		t.Errorf("ReadFile(/etc/passwd) = %q, %v", b, err)
 	}
 }
