@@ -17,8 +17,8 @@ import (
 type run struct {
 	code           int
 	stdout, stderr string
-	// maxRSS is the peak resident memory of a sandboxed run (the program or
-	// the largest of its children), in bytes; 0 for a run in this process.
+	// maxRSS is the peak resident memory of a sandboxed run of the program
+	// (its own, not its children's), in bytes; 0 for a run in this process.
 	maxRSS int64
 }
 

@@ -263,7 +263,7 @@ func TestBuildDownstreamFailures(t *testing.T) {
 	testbase.AlpineRepository(t, filepath.Join(mislabelled, "alpine", "v3.21", "main"), testbase.SQLiteLibs(t, "3.48.0-r4", testbuild.MuslBaseline(t)))
 	args, _ = buildArgs(t, definition(t, "alpine-3.21", ""), bare, repo+":mislabelled", "--distro-repository", serveDir(t, mislabelled)+"/alpine/v3.21/main")
 	r = sqliteGraft(t, args...)
-	if r.code != 1 || !strings.Contains(r.stderr, "downstream check: sqlite-libs 3.48.0-r4") || !strings.Contains(r.stderr, "reports SQLite 3.46.1, want 3.48.0") || !strings.Contains(r.stderr, "nothing pushed") {
+	if r.code != 1 || !strings.Contains(r.stderr, "downstream check, with sqlite-libs 3.48.0-r4 added") || !strings.Contains(r.stderr, "reports SQLite 3.46.1, want 3.48.0") || !strings.Contains(r.stderr, "nothing pushed") {
 		t.Errorf("build whose downstream check fails = %d, want exit 1 naming the package and versions, nothing pushed:\n%s", r.code, r.stderr)
 	}
 	tagAbsent(t, reg, repo+":mislabelled")

@@ -9,9 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -93,7 +93,30 @@ func (s *sandbox) run(t *testing.T, limit time.Duration, args ...string) run {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd, stdout, stderr := s.command(t, ctx, args...)
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The program's own peak (VmHWM), read until it ends: the rusage of a
+	// waited process also holds its children's peaks (a compiler, umoci).
+	var hwm int64
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > hwm {
+				hwm = v
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(stop)
+	<-polled
 	if ctx.Err() != nil {
 		t.Fatalf("sqlite-graft %s still running after %s (killed):\n%s", strings.Join(args, " "), limit, stderr)
 	}
@@ -104,11 +127,23 @@ func (s *sandbox) run(t *testing.T, limit time.Duration, args ...string) run {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	r := run{code: code, stdout: stdout.String(), stderr: stderr.String()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSS = ru.Maxrss << 10 // kilobytes on Linux
+	return run{code: code, stdout: stdout.String(), stderr: stderr.String(), maxRSS: hwm}
+}
+
+// vmHWM is the peak resident memory of process pid in bytes, from
+// /proc/<pid>/status (0 once it is gone).
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
 	}
-	return r
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // leftNothing fails unless the sandbox's TMPDIR, HOME and working
