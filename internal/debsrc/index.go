@@ -189,4 +189,3 @@ func findStanza(sourcesXZ []byte, pkg, version string) (string, error) {
 	}
 	return "", fmt.Errorf("no stanza for %s %s (the suite has moved on?)", pkg, version)
 }
-
