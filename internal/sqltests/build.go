@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/debsrc"
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/local"
 	"github.com/sqlite-graft/sqlite-graft/internal/lockfile"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
@@ -154,7 +155,12 @@ func (b *Builder) Testfixture(ctx context.Context, req BuildRequest) (*Testfixtu
 	start := time.Now()
 	b.log().WithFields(logrus.Fields{"libc": req.Libc, "check_in": req.Tree.CheckIn[:12], "patches": tf.Patches}).Info("testfixture: building SQLite's test harness from the verified tree")
 	if tf.Argv, err = runSteps(ctx, s.Testfixture, vars, bld, filepath.Join(out, "build.log"), nil); err != nil {
-		return nil, err
+		// Keep the whole log of a failed build beside the cache entry.
+		kept := entry + ".failed.log"
+		if cerr := fsutil.CopyFile(filepath.Join(out, "build.log"), kept); cerr == nil {
+			return nil, fmt.Errorf("testfixture: %w (whole log: %s)", err, kept)
+		}
+		return nil, fmt.Errorf("testfixture: %w", err)
 	}
 	if tf.Amalgamation, err = checkAmalgamation(filepath.Join(bld, "sqlite3.c"), req.Pin, len(req.Patches) > 0); err != nil {
 		return nil, err
@@ -236,7 +242,7 @@ func runSteps(ctx context.Context, steps []step, vars map[string]string, dir, lo
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("step %s failed (%v): %s\n%s\n(whole log: %s)", st.Name, err, strings.Join(argv, " "), tail.String(), logPath)
+			return nil, fmt.Errorf("step %s failed (%v): %s\n%s", st.Name, err, strings.Join(argv, " "), tail.String())
 		}
 	}
 	return argvs, nil
