@@ -22,18 +22,18 @@ func read(t *testing.T, p string) []byte {
 }
 
 // pinned lists the Debian files the project pins: SQLite 3.53.4's canonical
-// tree (sid) and the tcl8.6 source of the musl Tcl (trixie).
+// tree (sid) and the zlib and tcl8.6 sources of the musl Tcl (trixie).
 func pinned(t *testing.T) []pins.DebianFile {
 	t.Helper()
 	p, err := fixtures.Pin("3.53.4")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcl, err := sqltests.MuslTclSource()
+	musl, err := sqltests.MuslSources()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []pins.DebianFile{*p.CanonicalTree.Debian, tcl}
+	return append([]pins.DebianFile{*p.CanonicalTree.Debian}, musl...)
 }
 
 // The pinned SHA-256 values are the ones Debian signed: InRelease verifies
@@ -77,7 +77,7 @@ func TestSignedIndexRefusesChanges(t *testing.T) {
 // A cached file that no longer matches its pin is fetched again; Check names
 // file, expected and actual.
 func TestCheck(t *testing.T) {
-	f := pinned(t)[1]
+	f := pinned(t)[2]
 	p, err := fixtures.DebianFile(f)
 	if err != nil {
 		t.Fatal(err)

@@ -102,6 +102,10 @@ func (b *Builder) Testfixture(ctx context.Context, req BuildRequest) (*Testfixtu
 		"CFLAGS":  strings.Join(req.Recipe.CFlags, " "),
 		"DEFINES": strings.Join(req.Recipe.DefineFlags(), " "),
 	}
+	var env []string
+	if tcl.prefix != "" {
+		env = []string{"CPPFLAGS=-I" + filepath.Join(tcl.prefix, "include"), "LDFLAGS=-L" + filepath.Join(tcl.prefix, "lib")}
+	}
 	keyInput := struct {
 		Toolchain, Tcl, CheckIn string
 		Steps                   []step
@@ -154,7 +158,7 @@ func (b *Builder) Testfixture(ctx context.Context, req BuildRequest) (*Testfixtu
 	}
 	start := time.Now()
 	b.log().WithFields(logrus.Fields{"libc": req.Libc, "check_in": req.Tree.CheckIn[:12], "patches": tf.Patches}).Info("testfixture: building SQLite's test harness from the verified tree")
-	if tf.Argv, err = runSteps(ctx, s.Testfixture, vars, bld, filepath.Join(out, "build.log"), nil); err != nil {
+	if tf.Argv, err = runSteps(ctx, s.Testfixture, vars, bld, filepath.Join(out, "build.log"), env); err != nil {
 		// Keep the whole log of a failed build beside the cache entry.
 		kept := entry + ".failed.log"
 		if cerr := fsutil.CopyFile(filepath.Join(out, "build.log"), kept); cerr == nil {

@@ -57,10 +57,13 @@ type spec struct {
 	Levels        map[Level]levelSpec `yaml:"levels"`
 	Testfixture   []step              `yaml:"testfixture"`
 	HostTclConfig []string            `yaml:"host_tcl_config"`
-	MuslTcl       struct {
-		Source pins.DebianFile `yaml:"source"`
-		Steps  []step          `yaml:"steps"`
-	} `yaml:"musl_tcl"`
+	MuslLibs      []muslLib           `yaml:"musl_libs"`
+}
+
+// muslLib is a library built from a Debian source package with musl-gcc.
+type muslLib struct {
+	Source pins.DebianFile `yaml:"source"`
+	Steps  []step          `yaml:"steps"`
 }
 
 func loadSpec() (*spec, error) {
@@ -74,8 +77,10 @@ func loadSpec() (*spec, error) {
 			return nil, fmt.Errorf("gate.yaml: level %s needs about and files or include", l)
 		}
 	}
-	if err := s.MuslTcl.Source.Validate(); err != nil {
-		return nil, fmt.Errorf("gate.yaml: musl_tcl.source: %w", err)
+	for i, l := range s.MuslLibs {
+		if err := l.Source.Validate(); err != nil {
+			return nil, fmt.Errorf("gate.yaml: musl_libs[%d].source: %w", i, err)
+		}
 	}
 	return s, nil
 }
@@ -131,12 +136,16 @@ func expand(argv []string, vars map[string]string) ([]string, error) {
 	return out, nil
 }
 
-// MuslTclSource is the Debian tcl8.6 source file a musl testfixture's Tcl is
-// built from (fetch-fixtures downloads it ahead of the tests).
-func MuslTclSource() (pins.DebianFile, error) {
+// MuslSources are the Debian source files a musl testfixture's zlib and Tcl
+// are built from (fetch-fixtures downloads them ahead of the tests).
+func MuslSources() ([]pins.DebianFile, error) {
 	s, err := loadSpec()
 	if err != nil {
-		return pins.DebianFile{}, err
+		return nil, err
 	}
-	return s.MuslTcl.Source, nil
+	var out []pins.DebianFile
+	for _, l := range s.MuslLibs {
+		out = append(out, l.Source)
+	}
+	return out, nil
 }
