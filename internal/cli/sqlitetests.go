@@ -27,6 +27,7 @@ type SQLiteTestsOptions struct {
 	Libc    string
 	LogDir  string
 	Require bool
+	Index   bool
 }
 
 func (o *SQLiteTestsOptions) AddFlags(fs *pflag.FlagSet) {
@@ -35,6 +36,7 @@ func (o *SQLiteTestsOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Mirror, "debian-mirror", debsrc.DefaultMirror, "Debian mirror for the source tree and, for musl, Tcl's source")
 	fs.StringVar(&o.Libc, "libc", "glibc", "C library the testfixture is built for: glibc (cc, Debian's tcl-dev) or musl (musl-gcc, Tcl built from Debian's tcl8.6 source)")
 	fs.StringVar(&o.LogDir, "sqlite-tests-logs", "", "directory for the test log (default: <cache-dir>/sqlite-tests)")
+	fs.BoolVar(&o.Index, "verify-debian-index", false, "before fetching the tree, check its pinned SHA-256 against the suite's Sources index and that index against the signed InRelease (Debian archive keyring)")
 	fs.BoolVar(&o.Require, "require-sqlite-tests", false, "fail when SQLite's tests cannot run (no verified source tree of the version) instead of reporting them as not run")
 }
 
@@ -70,6 +72,13 @@ func (a *app) runSQLiteTests(ctx context.Context, o SQLiteTestsOptions, p *pins.
 		return notRun(fmt.Sprintf("no verified source tree for %s: %v", v, err))
 	}
 	mirror := debsrc.Mirror{Base: o.Mirror, Fetcher: source.New(source.WithLogger(a.log)), Log: a.log}
+	if t := pin.CanonicalTree; o.Index && t != nil && t.Debian != nil {
+		ev, err := mirror.VerifyIndex(ctx, *t.Debian, debsrc.DefaultKeyring)
+		if err != nil {
+			return nil, err
+		}
+		a.log.WithFields(map[string]any{"signer": ev.Signer, "date": ev.Date}).Infof("%s: the pinned SHA-256 is what Debian signed", t.Debian.File)
+	}
 	tree, err := sourcetree.Open(ctx, sourcetree.Request{Pin: pin, From: o.Tree, Mirror: mirror}, cache, a.log)
 	if errors.Is(err, sourcetree.ErrNoTree) {
 		return notRun(fmt.Sprintf("no verified source tree for %s", v))

@@ -149,7 +149,7 @@ func Run(ctx context.Context, tf *Testfixture, level Level, opts RunOptions) (*R
 	}
 	defer os.RemoveAll(sandbox.dir)
 
-	log.WithFields(logrus.Fields{"level": level, "files": len(files), "jobs": jobs}).Infof("SQLite's tests: running %s", About(level))
+	log.WithFields(logrus.Fields{"tests_level": level, "files": len(files), "jobs": jobs}).Infof("SQLite's tests: running %s", About(level))
 	start := time.Now()
 	results := make([]FileResult, len(files))
 	outputs := make([][]byte, len(files))
