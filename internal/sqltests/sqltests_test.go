@@ -96,14 +96,14 @@ func TestGateGlibc(t *testing.T) {
 }
 
 // The same gate on musl: testfixture built with musl-gcc against a Tcl built
-// with musl-gcc from Debian's tcl8.6 source package.
+// with musl-gcc from Debian's tcl8.6 (and zlib) source packages.
 func TestGateMusl(t *testing.T) {
 	t.Parallel()
 	r, err := gate(t, request(t, local.Musl), sqltests.Quick)
 	if err != nil || r.Status != sqltests.Passed || r.Errors != 0 {
 		t.Fatalf("Gate(musl, quick) = %s, %v; want passed", r.Summary(), err)
 	}
-	if tf := r.Testfixture; !strings.Contains(tf.Tcl, "musl-gcc from Debian tcl8.6") || tf.TclLibrary == "" {
+	if tf := r.Testfixture; !strings.Contains(tf.Tcl, "built with musl-gcc from Debian zlib") || !strings.Contains(tf.Tcl, "tcl8.6 8.6.16") || tf.TclLibrary == "" {
 		t.Errorf("Testfixture.Tcl = %q (library %q), want the musl Tcl built from Debian's source", tf.Tcl, tf.TclLibrary)
 	}
 }
