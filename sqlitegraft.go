@@ -1,6 +1,7 @@
 // Package sqlitegraft holds the data files that drive sqlite-graft — the pins,
-// the patches and the image definitions — embedded so the tool runs from
-// anywhere with the repository's defaults; flags can point at other files.
+// the advisories, the patches and the image definitions — embedded so the
+// tool runs from anywhere with the repository's defaults; flags can point at
+// other files.
 package sqlitegraft
 
 import (
@@ -13,6 +14,12 @@ var PinsYAML []byte
 
 // PinsFileName names the embedded pins file in errors.
 const PinsFileName = "sqlite-pins.yaml"
+
+//go:embed sqlite-advisories.yaml
+var AdvisoriesYAML []byte
+
+// AdvisoriesFileName names the embedded advisories file in errors.
+const AdvisoriesFileName = "sqlite-advisories.yaml"
 
 //go:embed patches
 var patches embed.FS

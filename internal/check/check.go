@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -39,7 +40,10 @@ type Options struct {
 	Want *pins.Pin
 	// Stress runs the WAL stress test; nil skips it.
 	Stress *StressOptions
-	Logger logrus.FieldLogger
+	// Timeout bounds each run of the probe (the stress test gets more for
+	// its rows); 0: DefaultRunTimeout.
+	Timeout time.Duration
+	Logger  logrus.FieldLogger
 }
 
 // Report is what the checks found. Problems lists every failed check.
@@ -138,6 +142,7 @@ func Library(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return fail(err)
 	}
+	p.runTimeout = opts.Timeout
 	log.WithFields(logrus.Fields{"libc": r.Libc, "linked": linkLib}).Debug("probe compiled")
 
 	env, err := p.env(lib)
@@ -158,16 +163,7 @@ func Library(ctx context.Context, opts Options) (*Report, error) {
 	r.checkFeatures(in)
 
 	if baseELF != nil {
-		var other []string
-		r.MissingSymbols, other = compareSymbols(baseELF.Exports, libELF.Exports)
-		if len(other) > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("exported symbols: the baseline also exports %d that are not SQLite's API (such as %s); not compared",
-				len(other), strings.Join(other[:min(3, len(other))], ", ")))
-		}
-		if len(r.MissingSymbols) > 0 {
-			r.problem("exported symbols: the baseline exports %d the library does not: %s (programs fail with \"symbol not found\")",
-				len(r.MissingSymbols), strings.Join(r.MissingSymbols, " "))
-		}
+		r.checkExports(baseELF, libELF, "the library")
 		benv, err := p.env(r.Baseline)
 		if err != nil {
 			return fail(err)

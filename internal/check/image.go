@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/sirupsen/logrus"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/childenv"
 	"github.com/sqlite-graft/sqlite-graft/internal/layer"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 )
@@ -38,11 +39,20 @@ type ImageOptions struct {
 	// a note, not a problem: the image may lack python's sqlite3 module), else
 	// only the probe.
 	Client []string
-	// Baseline is the base's own library, as a path inside the image.
-	// Default: /usr/lib/libsqlite3.so.0 (musl) or
+	// BaselineKind says what the probe is linked against: the base's own
+	// library (BaselineBase, the default), none (BaselineNone: a base
+	// without SQLite; the graft by its soname) or a distribution package
+	// added to a throwaway copy of the image (BaselinePackage).
+	BaselineKind BaselineKind
+	// Baseline is the base's own library (BaselineBase) or the package's
+	// (BaselinePackage), as a path inside the image. Default:
+	// DistroLibrary, /usr/lib/libsqlite3.so.0 (musl) or
 	// /usr/lib/<multiarch>/libsqlite3.so.0 (glibc). The probe is linked
 	// against it, as distro programs are.
 	Baseline string
+	// BaselinePackage names the package of BaselinePackage, e.g.
+	// "sqlite-libs 3.48.0-r4", for the report.
+	BaselinePackage string
 	// Graft is the grafted library inside the image; default
 	// layer.LibraryPath. The one SQLite mapped must be this file.
 	Graft string
@@ -52,7 +62,11 @@ type ImageOptions struct {
 	Wrapper []string
 	// Stress runs the WAL stress test inside the image; nil skips it.
 	Stress *StressOptions
-	Logger logrus.FieldLogger
+	// Timeout bounds each run of the probe or the client in the image (the
+	// base's code runs in each: a preload that never returns must not hang
+	// the check); the stress test gets more for its rows. 0: DefaultRunTimeout.
+	Timeout time.Duration
+	Logger  logrus.FieldLogger
 }
 
 // ImageReport is what the checks found inside the image. Problems lists
@@ -72,6 +86,10 @@ type ImageReport struct {
 	// printed.
 	Client        []string `json:"client,omitempty"`
 	ClientVersion string   `json:"client_version,omitempty"`
+	// BaselineKind is what the probe was linked against (ImageOptions),
+	// BaselinePackage the package for BaselinePackage.
+	BaselineKind    BaselineKind `json:"baseline_kind"`
+	BaselinePackage string       `json:"baseline_package,omitempty"`
 	// Report is the probe's view from inside the image: Lib and Baseline are
 	// the real paths of the grafted and the base's library in the image,
 	// Mapped the libsqlite3 files mapped in a process running as the image's
@@ -144,7 +162,7 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check: image config: %w", err)
 	}
-	ir := &ImageReport{Image: digest.String(), User: cf.Config.User, Report: &Report{Features: map[string]bool{}}}
+	ir := &ImageReport{Image: digest.String(), User: cf.Config.User, Report: &Report{Features: map[string]bool{}}, BaselinePackage: opts.BaselinePackage}
 	r := ir.Report
 	log = log.WithField("image", ir.Image)
 	// A check that cannot run is a failed check too.
@@ -152,6 +170,10 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 		ir.problem("%v", err)
 		return ir, ir.finish()
 	}
+	if ir.BaselineKind, err = opts.baselineKind(); err != nil {
+		return fail(err)
+	}
+	log = log.WithField("baseline", ir.BaselineKind)
 
 	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH {
 		return fail(fmt.Errorf("the image is for %s/%s; this machine runs linux/%s images only", cf.OS, cf.Architecture, runtime.GOARCH))
@@ -203,21 +225,13 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("set-group-ID directories (group inheritance, not privilege; not failed): %s", strings.Join(setgidDirs, " ")))
 	}
 
-	// The base's own library: the probe links it, as distro programs do.
-	baseline := opts.Baseline
-	if baseline == "" {
-		baseline = defaultBaseline(libc)
-	}
-	if r.Baseline, err = root.resolve(baseline); err != nil {
-		return fail(fmt.Errorf("the base's SQLite: %w; nothing to link the probe against (set the baseline)", err))
-	}
-	baseELF, err := readELF(root.host(r.Baseline))
+	// The baseline library: the probe links it, as distro programs do
+	// (none for a base without SQLite: see BaselineNone).
+	baseline, real, baseELF, err := ir.baselineLibrary(root, opts, libc)
 	if err != nil {
-		return fail(fmt.Errorf("the base's SQLite %s: %w", r.Baseline, err))
+		return fail(err)
 	}
-	if baseELF.Libc != libc {
-		return fail(fmt.Errorf("the base's SQLite %s is a %s library in a %s image", r.Baseline, baseELF.Libc, libc))
-	}
+	r.Baseline = real
 
 	graft := opts.Graft
 	if graft == "" {
@@ -238,12 +252,20 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 		}
 	}
 
-	// The probe, linked against a copy of the base's library.
+	// The probe, linked against a copy of the baseline library; with no
+	// baseline, against a copy of the graft under its soname, so that
+	// DT_NEEDED says libsqlite3.so.0 and the image's loader must find it.
+	linkFrom := r.Baseline
+	if ir.BaselineKind == BaselineNone {
+		if linkFrom = r.Lib; graftELF == nil {
+			return fail(fmt.Errorf("the base carries no SQLite and the grafted library is not usable: nothing to link the probe against"))
+		}
+	}
 	link := filepath.Join(tmp, "link")
 	if err := os.Mkdir(link, 0o755); err != nil {
 		return fail(err)
 	}
-	if err := copyFile(root.host(r.Baseline), filepath.Join(link, "libsqlite3.so.0")); err != nil {
+	if err := copyFile(root.host(linkFrom), filepath.Join(link, "libsqlite3.so.0")); err != nil {
 		return fail(err)
 	}
 	probeDir := filepath.Join(tmp, "probe")
@@ -254,12 +276,12 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 	if err != nil {
 		return fail(err)
 	}
-	c, err := newContainer(runc, bundle, p.bin, filepath.Join(tmp, "work"))
+	c, err := newContainer(runc, bundle, p.bin)
 	if err != nil {
 		return fail(err)
 	}
 	defer c.cleanup()
-	c.wrap = opts.Wrapper
+	c.wrap, c.runTimeout = opts.Wrapper, opts.Timeout
 	env := slices.Clone(cf.Config.Env)
 
 	// Who the image's processes run as, and with what environment.
@@ -287,30 +309,9 @@ func Image(ctx context.Context, opts ImageOptions) (*ImageReport, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("the image's environment preloads nothing and %s exists: an image built with preload: wrapper is checked with ImageOptions.Wrapper", layer.WrapperPath))
 	}
 
-	// The base's library, with the graft turned off.
-	var bin info
-	if err := runProbeJSON(ctx, unwrapped{c}, baselineEnv(env, libc, baseline), &bin, "info"); err != nil {
-		return fail(fmt.Errorf("the base's SQLite with the graft turned off: %w", err))
-	}
-	if got := sqliteFilesIn(bin.Mapped, r.Lib, r.Baseline); !slices.Contains(got, r.Baseline) {
-		return fail(fmt.Errorf("the graft could not be turned off to read the base's SQLite: the process mapped %v, not %s", got, r.Baseline))
-	}
-	r.BaselineVersion, ir.BaseOptions = bin.Version, bin.CompileOptions
-	d := compareOptions(bin.CompileOptions, in.CompileOptions)
-	r.MissingOptions, ir.MissingOptions = d.Missing, d.Missing
-	r.Problems = append(r.Problems, d.Problems...)
-	r.Notes = append(r.Notes, d.Notes...)
-	if graftELF != nil {
-		var other []string
-		r.MissingSymbols, other = compareSymbols(baseELF.Exports, graftELF.Exports)
-		if len(other) > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("exported symbols: the base's library also exports %d that are not SQLite's API (such as %s); not compared",
-				len(other), strings.Join(other[:min(3, len(other))], ", ")))
-		}
-		if len(r.MissingSymbols) > 0 {
-			r.problem("exported symbols: the base's library exports %d the graft does not: %s (programs fail with \"symbol not found\")",
-				len(r.MissingSymbols), strings.Join(r.MissingSymbols, " "))
-		}
+	// The baseline library, with the graft turned off.
+	if err := ir.compareWithBaseline(ctx, c, env, libc, baseline, &in, baseELF, graftELF); err != nil {
+		return fail(err)
 	}
 
 	ir.runClient(ctx, c, root, env, opts)
@@ -349,9 +350,10 @@ func unpackImage(ctx context.Context, umoci string, img v1.Image, dir string) (s
 		return "", fmt.Errorf("write the image to an OCI layout: %w", err)
 	}
 	bundle := filepath.Join(dir, "bundle")
-	cmd := exec.CommandContext(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("umoci unpack: %v\n%s", err, strings.TrimSpace(string(out)))
+	if _, err := runBounded(ctx, unpackTimeout, "umoci unpack", func(ctx context.Context) *exec.Cmd {
+		return childenv.Command(ctx, umoci, "unpack", "--image", oci+":"+tag, bundle)
+	}); err != nil {
+		return "", err
 	}
 	return bundle, nil
 }
@@ -407,7 +409,9 @@ func (u unwrapped) command(ctx context.Context, env []string, args ...string) *e
 	return u.c.exec(ctx, env, append([]string{probeMount}, args...)...)
 }
 
-func (u unwrapped) workDir(prefix string) (string, string, error) { return u.c.workDir(prefix) }
+func (u unwrapped) scratch() (string, error) { return u.c.scratch() }
+
+func (u unwrapped) timeout() time.Duration { return u.c.timeout() }
 
 // whoami is what `probe whoami` reports.
 type whoami struct {

@@ -10,13 +10,20 @@
  * resolution on musl), so every answer comes from the library the loader
  * really bound, and /proc/self/maps shows which SQLite copies are mapped.
  *
- *   probe info                          JSON: identity, compile options, features, mapped files
- *   probe init DB                       create the stress table, switch DB to WAL
- *   probe write DB ID THREADS ROWS      THREADS connections insert ROWS rows each
- *   probe checkpoint DB STOPFILE MAXSEC wal_checkpoint PASSIVE/FULL/RESTART/TRUNCATE
- *                                       in a loop until STOPFILE exists
- *   probe verify DB                     JSON: integrity_check and rows per (writer, thread)
- *   probe whoami                        JSON: real and effective uid and gid, the environment
+ *   probe info                       JSON: identity, compile options, features, mapped files
+ *   probe stress DB W T R C          the WAL stress test in one process tree: create DB in
+ *                                    WAL mode, fork W writer processes of T threads (one
+ *                                    connection each, R rows each, one transaction per row)
+ *                                    and C checkpointers (wal_checkpoint PASSIVE/FULL/
+ *                                    RESTART/TRUNCATE in a loop), wait for the writers, stop
+ *                                    the checkpointers (a pipe closes), verify; JSON: what
+ *                                    each process counted and what verify found
+ *   probe verify DB                  JSON: integrity_check and rows per (writer, thread)
+ *   probe whoami                     JSON: real and effective uid and gid, the environment
+ *
+ * The stress test needs nothing from its caller but argv and a directory for DB
+ * that it alone writes: the caller only reads stdout, never a file the probe (or a
+ * library the image preloads into it) could have replaced.
  *
  * The prototypes are declared here rather than taken from <sqlite3.h> so the
  * probe builds without a -dev package, against any libsqlite3.so.0. Symbols
@@ -26,10 +33,15 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -244,9 +256,15 @@ static void sleep_ms(int ms) {
 	nanosleep(&ts, NULL);
 }
 
+static double now(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static int busy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
 
-static int cmd_init(const char *path) {
+static void stress_init(const char *path) {
 	sqlite3 *db = open_db(path);
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
@@ -257,15 +275,21 @@ static int cmd_init(const char *path) {
 	exec_or_die(db, "CREATE TABLE IF NOT EXISTS t(writer INTEGER NOT NULL, thread INTEGER NOT NULL, "
 	                "seq INTEGER NOT NULL, pad BLOB, PRIMARY KEY(writer, thread, seq))");
 	sqlite3_close(db);
-	return 0;
 }
 
+/* What the processes of the stress test count lives in one shared anonymous
+ * mapping: the parent reads it after each child has ended. */
 struct writer {
 	pthread_t tid;
 	const char *path;
 	long id, thread, rows;
 	long committed, busy;
-	char error[512];
+	char error[256];
+};
+
+struct checkpointer {
+	long done[4], incomplete[4], errors;
+	char lasterr[256];
 };
 
 /* writer_run inserts rows one transaction each on its own connection and
@@ -313,35 +337,32 @@ out:
 	return NULL;
 }
 
-static int cmd_write(const char *path, long id, long threads, long rows) {
-	if (threads < 1 || threads > 256 || rows < 0)
-		die("write", "want 1..256 threads and rows >= 0");
-	struct writer *ws = calloc(threads, sizeof *ws);
-	for (long i = 0; i < threads; i++) {
-		ws[i] = (struct writer){.path = path, .id = id, .thread = i, .rows = rows};
-		if (pthread_create(&ws[i].tid, NULL, writer_run, &ws[i]) != 0)
-			die("pthread_create", strerror(errno));
-	}
-	printf("{\"writer\": %ld, \"threads\": [", id);
-	for (long i = 0; i < threads; i++) {
+/* run_writer is one writer process: threads connections, joined. */
+static void run_writer(struct writer *ws, long threads) {
+	for (long i = 0; i < threads; i++)
+		if (pthread_create(&ws[i].tid, NULL, writer_run, &ws[i]) != 0) {
+			snprintf(ws[i].error, sizeof ws[i].error, "pthread_create: %s", strerror(errno));
+			threads = i;
+		}
+	for (long i = 0; i < threads; i++)
 		pthread_join(ws[i].tid, NULL);
-		printf("%s\n  {\"thread\": %ld, \"committed\": %ld, \"busy\": %ld, \"error\": ", i ? "," : "", i,
-		       ws[i].committed, ws[i].busy);
-		jstr(ws[i].error);
-		printf("}");
-	}
-	printf("\n]}\n");
-	return 0;
 }
 
-static int cmd_checkpoint(const char *path, const char *stopfile, long maxsec) {
-	static const char *modes[] = {"PASSIVE", "FULL", "RESTART", "TRUNCATE"};
-	long done[4] = {0}, incomplete[4] = {0}, errors = 0;
-	char lasterr[512] = "";
+static const char *modes[] = {"PASSIVE", "FULL", "RESTART", "TRUNCATE"};
+
+/* stopped reports whether the read end of the stop pipe says end of file:
+ * the parent closed the write end, or died. */
+static int stopped(int fd) {
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
+}
+
+/* run_checkpointer checkpoints in a loop, cycling the four modes, until
+ * stopfd says stop. */
+static void run_checkpointer(const char *path, int stopfd, struct checkpointer *c) {
 	sqlite3 *db = open_db(path);
 	sqlite3_busy_timeout(db, 1000);
-	time_t start = time(NULL);
-	for (long i = 0; access(stopfile, F_OK) != 0 && time(NULL) - start < maxsec; i++) {
+	for (long i = 0; !stopped(stopfd); i++) {
 		int m = i % 4;
 		char sql[64];
 		snprintf(sql, sizeof sql, "PRAGMA wal_checkpoint(%s)", modes[m]);
@@ -352,31 +373,132 @@ static int cmd_checkpoint(const char *path, const char *stopfile, long maxsec) {
 		if (rc == SQLITE_ROW) {
 			/* Columns: busy, log frames, checkpointed frames. */
 			if (sqlite3_column_int64(st, 0))
-				incomplete[m]++;
+				c->incomplete[m]++;
 			else
-				done[m]++;
+				c->done[m]++;
 		} else if (busy(rc)) {
-			incomplete[m]++;
+			c->incomplete[m]++;
 		} else {
-			errors++;
-			snprintf(lasterr, sizeof lasterr, "%s: %s (%d)", sql, sqlite3_errmsg(db), rc);
+			c->errors++;
+			snprintf(c->lasterr, sizeof c->lasterr, "%s: %s (%d)", sql, sqlite3_errmsg(db), rc);
 		}
 		sqlite3_finalize(st);
 	}
 	sqlite3_close(db);
-	printf("{\"completed\": {");
-	for (int m = 0; m < 4; m++)
-		printf("%s\"%s\": %ld", m ? ", " : "", modes[m], done[m]);
-	printf("}, \"incomplete\": {");
-	for (int m = 0; m < 4; m++)
-		printf("%s\"%s\": %ld", m ? ", " : "", modes[m], incomplete[m]);
-	printf("}, \"errors\": %ld, \"last_error\": ", errors);
-	jstr(lasterr);
-	printf("}\n");
+}
+
+/* spawn forks a child that dies with its parent and closes the write end of
+ * the stop pipe (else the checkpointers would never see end of file). */
+static pid_t spawn(int stop[2]) {
+	pid_t parent = getpid();
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(3);
+		close(stop[1]);
+	}
+	return pid;
+}
+
+/* status describes how a child ended; "" is a normal exit 0. */
+static void status(pid_t pid, char *buf, size_t n) {
+	int st = 0;
+	buf[0] = 0;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(buf, n, "waitpid: %s", strerror(errno));
+			return;
+		}
+	if (WIFSIGNALED(st))
+		snprintf(buf, n, "killed by signal %d", WTERMSIG(st));
+	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		snprintf(buf, n, "exit status %d", WEXITSTATUS(st));
+}
+
+static void print_verify(const char *path);
+
+static int cmd_stress(const char *path, long writers, long threads, long rows, long ckpts) {
+	if (writers < 1 || writers > 256 || threads < 1 || threads > 256 || rows < 1 || ckpts < 0 || ckpts > 64)
+		die("stress", "want 1..256 writers, 1..256 threads, rows >= 1, 0..64 checkpointers");
+	double start = now();
+	stress_init(path);
+	size_t size = sizeof(struct writer) * writers * threads + sizeof(struct checkpointer) * (ckpts ? ckpts : 1);
+	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		die("mmap", strerror(errno));
+	struct writer *ws = mem;
+	struct checkpointer *cs = (struct checkpointer *)(ws + writers * threads);
+	int stop[2];
+	if (pipe(stop) != 0)
+		die("pipe", strerror(errno));
+
+	pid_t *cpid = calloc(ckpts ? ckpts : 1, sizeof *cpid), *wpid = calloc(writers, sizeof *wpid);
+	for (long i = 0; i < ckpts; i++)
+		if ((cpid[i] = spawn(stop)) == 0) {
+			run_checkpointer(path, stop[0], &cs[i]);
+			_exit(0);
+		}
+	for (long i = 0; i < writers; i++) {
+		struct writer *w = ws + i * threads;
+		for (long t = 0; t < threads; t++)
+			w[t] = (struct writer){.path = path, .id = i, .thread = t, .rows = rows};
+		if ((wpid[i] = spawn(stop)) == 0) {
+			close(stop[0]);
+			run_writer(w, threads);
+			_exit(0);
+		}
+	}
+	close(stop[0]);
+
+	printf("{\"writers\": [");
+	for (long i = 0; i < writers; i++) {
+		char st[64];
+		status(wpid[i], st, sizeof st);
+		printf("%s\n  {\"writer\": %ld, \"status\": ", i ? "," : "", i);
+		jstr(st);
+		printf(", \"threads\": [");
+		for (long t = 0; t < threads; t++) {
+			struct writer *w = &ws[i * threads + t];
+			printf("%s{\"thread\": %ld, \"committed\": %ld, \"busy\": %ld, \"error\": ", t ? ", " : "", t,
+			       w->committed, w->busy);
+			jstr(w->error);
+			printf("}");
+		}
+		printf("]}");
+	}
+	/* The writers are done: closing the write end is end of file for every
+	 * checkpointer. */
+	close(stop[1]);
+	printf("\n], \"checkpointers\": [");
+	for (long i = 0; i < ckpts; i++) {
+		char st[64];
+		status(cpid[i], st, sizeof st);
+		struct checkpointer *c = &cs[i];
+		printf("%s\n  {\"checkpointer\": %ld, \"status\": ", i ? "," : "", i);
+		jstr(st);
+		printf(", \"completed\": {");
+		for (int m = 0; m < 4; m++)
+			printf("%s\"%s\": %ld", m ? ", " : "", modes[m], c->done[m]);
+		printf("}, \"incomplete\": {");
+		for (int m = 0; m < 4; m++)
+			printf("%s\"%s\": %ld", m ? ", " : "", modes[m], c->incomplete[m]);
+		printf("}, \"errors\": %ld, \"last_error\": ", c->errors);
+		jstr(c->lasterr);
+		printf("}");
+	}
+	printf("\n], \"verify\": ");
+	print_verify(path);
+	printf(", \"seconds\": %.3f}\n", now() - start);
 	return 0;
 }
 
-static int cmd_verify(const char *path) {
+/* print_verify prints integrity_check and the rows per (writer, thread) as
+ * one JSON object. */
+static void print_verify(const char *path) {
 	sqlite3 *db = open_db(path);
 	sqlite3_busy_timeout(db, 10000);
 	sqlite3_stmt *st;
@@ -403,9 +525,14 @@ static int cmd_verify(const char *path) {
 		       sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
 	printf("\n], \"error\": ");
 	jstr(rc == SQLITE_DONE ? "" : sqlite3_errmsg(db));
-	printf("}\n");
+	printf("}");
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+static int cmd_verify(const char *path) {
+	print_verify(path);
+	printf("\n");
 	return 0;
 }
 
@@ -426,8 +553,7 @@ static int cmd_whoami(void) {
 }
 
 static void usage(void) {
-	fprintf(stderr, "usage: probe info | init DB | write DB ID THREADS ROWS | "
-	                "checkpoint DB STOPFILE MAXSECONDS | verify DB | whoami\n");
+	fprintf(stderr, "usage: probe info | stress DB WRITERS THREADS ROWS CHECKPOINTERS | verify DB | whoami\n");
 	exit(2);
 }
 
@@ -437,12 +563,8 @@ int main(int argc, char **argv) {
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "info") && argc == 2)
 		return cmd_info();
-	if (!strcmp(cmd, "init") && argc == 3)
-		return cmd_init(argv[2]);
-	if (!strcmp(cmd, "write") && argc == 6)
-		return cmd_write(argv[2], atol(argv[3]), atol(argv[4]), atol(argv[5]));
-	if (!strcmp(cmd, "checkpoint") && argc == 5)
-		return cmd_checkpoint(argv[2], argv[3], atol(argv[4]));
+	if (!strcmp(cmd, "stress") && argc == 7)
+		return cmd_stress(argv[2], atol(argv[3]), atol(argv[4]), atol(argv[5]), atol(argv[6]));
 	if (!strcmp(cmd, "verify") && argc == 3)
 		return cmd_verify(argv[2]);
 	if (!strcmp(cmd, "whoami") && argc == 2)

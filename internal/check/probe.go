@@ -3,11 +3,13 @@ package check
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/childenv"
 )
 
 //go:embed probe.c
@@ -19,9 +21,10 @@ const SystemLibrary = "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0"
 
 // probe is the compiled client, built for one libc in a temporary directory.
 type probe struct {
-	bin  string
-	libc string
-	dir  string // scratch space for link directories and databases
+	bin        string
+	libc       string
+	dir        string        // scratch space for link directories and databases
+	runTimeout time.Duration // of one run; 0: DefaultRunTimeout
 }
 
 // compilerFor is the C compiler that builds a client for libc: the host's cc,
@@ -47,9 +50,13 @@ func buildProbe(ctx context.Context, dir, libc, linkLib string) (*probe, error) 
 		args = append(args, "-ldl") // dlsym lives in libdl before glibc 2.34
 	}
 	cc := compilerFor(libc)
-	cmd := exec.CommandContext(ctx, cc, args...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("compile the probe: %s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
+	label := "compile the probe: " + cc + " " + strings.Join(args, " ")
+	if _, err := runBounded(ctx, compileTimeout, label, func(ctx context.Context) *exec.Cmd {
+		cmd := childenv.Command(ctx, cc, args...)
+		cmd.Dir = dir
+		return cmd
+	}); err != nil {
+		return nil, err
 	}
 	return &probe{bin: bin, libc: libc, dir: dir}, nil
 }
@@ -82,17 +89,10 @@ func (p *probe) env(lib string) ([]string, error) {
 	return cleanEnv("LD_LIBRARY_PATH=" + dir), nil
 }
 
-// cleanEnv is this process's environment without inherited loader settings,
-// plus extra.
+// cleanEnv is the child environment (no inherited loader settings, no
+// secrets), plus extra.
 func cleanEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "LD_PRELOAD=") || strings.HasPrefix(kv, "LD_LIBRARY_PATH=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
+	return childenv.Env(extra...)
 }
 
 // command prepares the probe with the given environment.

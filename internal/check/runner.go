@@ -4,25 +4,72 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // runner starts probe processes: on the host (*probe), or inside an image
-// under an OCI runtime (*container). The stress test runs on either.
+// under an OCI runtime (*container). All a check needs of it is "run argv
+// with env, return stdout": the stress test is one probe process too, so no
+// file passes between the probe and this process.
 type runner interface {
 	// command prepares `probe ARGS...` with the given environment.
 	command(ctx context.Context, env []string, args ...string) *exec.Cmd
-	// workDir makes a fresh directory the probe processes can write: host is
-	// its path for this process, inside its path for the probe.
-	workDir(prefix string) (host, inside string, err error)
+	// scratch is a directory, as the probe sees it, that the probe may
+	// write and this process never touches (the stress test's database).
+	scratch() (string, error)
+	// timeout bounds one probe run (the stress test gets more, see
+	// stressTimeout).
+	timeout() time.Duration
 }
 
-func (p *probe) workDir(prefix string) (string, string, error) {
-	d, err := os.MkdirTemp(p.dir, prefix)
-	return d, d, err
+// Default deadlines of the processes a check starts. A base image's code
+// runs in every probe (its preloads, its loader): one that never returns
+// must not hang the build.
+const (
+	DefaultRunTimeout = 2 * time.Minute  // one probe or client run
+	compileTimeout    = 5 * time.Minute  // cc of the probe
+	unpackTimeout     = 15 * time.Minute // umoci unpack of the image
+)
+
+func (p *probe) scratch() (string, error) { return os.MkdirTemp(p.dir, "scratch-") }
+
+func (p *probe) timeout() time.Duration { return p.runTimeout }
+
+// TimeoutError says which process of a check did not finish in time.
+type TimeoutError struct {
+	What  string // e.g. "probe whoami in the image"
+	After time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%s: no result within %s (timed out; killed)", e.What, e.After)
+}
+
+// runBounded runs the command mk makes for a context that ends after d (or
+// with ctx) and returns its standard output; a failure names what ran
+// (label) and carries its standard error; a run that outlived d is a
+// *TimeoutError.
+func runBounded(ctx context.Context, d time.Duration, label string, mk func(context.Context) *exec.Cmd) ([]byte, error) {
+	if d <= 0 {
+		d = DefaultRunTimeout
+	}
+	te := &TimeoutError{What: label, After: d}
+	ctx, cancel := context.WithTimeoutCause(ctx, d, te)
+	defer cancel()
+	out, err := output(mk(ctx), label)
+	switch {
+	case err == nil:
+	case errors.Is(context.Cause(ctx), te):
+		return out, te
+	case ctx.Err() != nil: // the caller's context ended (a signal): say so, not "killed"
+		return out, fmt.Errorf("%s: %w", label, context.Cause(ctx))
+	}
+	return out, err
 }
 
 // output runs cmd to completion and returns its standard output; a failure
@@ -36,14 +83,25 @@ func output(cmd *exec.Cmd, label string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// runProbe runs the probe to completion and returns its standard output.
+// runProbe runs the probe to completion within the runner's timeout and
+// returns its standard output.
 func runProbe(ctx context.Context, r runner, env []string, args ...string) ([]byte, error) {
-	return output(r.command(ctx, env, args...), "probe "+strings.Join(args, " "))
+	return runProbeWithin(ctx, r, r.timeout(), env, args...)
+}
+
+func runProbeWithin(ctx context.Context, r runner, d time.Duration, env []string, args ...string) ([]byte, error) {
+	return runBounded(ctx, d, "probe "+strings.Join(args, " "), func(ctx context.Context) *exec.Cmd {
+		return r.command(ctx, env, args...)
+	})
 }
 
 // runProbeJSON runs the probe and decodes its output into v.
 func runProbeJSON(ctx context.Context, r runner, env []string, v any, args ...string) error {
-	out, err := runProbe(ctx, r, env, args...)
+	return runProbeJSONWithin(ctx, r, r.timeout(), env, v, args...)
+}
+
+func runProbeJSONWithin(ctx context.Context, r runner, d time.Duration, env []string, v any, args ...string) error {
+	out, err := runProbeWithin(ctx, r, d, env, args...)
 	if err != nil {
 		return err
 	}

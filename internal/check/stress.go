@@ -1,13 +1,9 @@
 package check
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,28 +42,33 @@ type StressReport struct {
 	Checkpoints     map[string]int `json:"checkpoints"`
 	CheckpointsBusy map[string]int `json:"checkpoints_busy"`
 	Integrity       string         `json:"integrity"` // PRAGMA integrity_check
-	Seconds         float64        `json:"seconds"`   // wall time, first process started to verified
+	Seconds         float64        `json:"seconds"`   // wall time in the probe, database created to verified
 	Errors          []string       `json:"errors,omitempty"`
 }
 
-// checkpointMaxSeconds bounds a checkpointer that is never told to stop.
-const checkpointMaxSeconds = 600
-
-type writerOutput struct {
-	Writer  int `json:"writer"`
-	Threads []struct {
-		Thread    int    `json:"thread"`
-		Committed int    `json:"committed"`
-		Busy      int    `json:"busy"`
-		Error     string `json:"error"`
-	} `json:"threads"`
-}
-
-type checkpointOutput struct {
-	Completed  map[string]int `json:"completed"`
-	Incomplete map[string]int `json:"incomplete"`
-	Errors     int            `json:"errors"`
-	LastError  string         `json:"last_error"`
+// stressOutput is what `probe stress` prints: what each process counted,
+// how it ended, and what verify found afterwards.
+type stressOutput struct {
+	Writers []struct {
+		Writer  int    `json:"writer"`
+		Status  string `json:"status"` // "" : exited 0
+		Threads []struct {
+			Thread    int    `json:"thread"`
+			Committed int    `json:"committed"`
+			Busy      int    `json:"busy"`
+			Error     string `json:"error"`
+		} `json:"threads"`
+	} `json:"writers"`
+	Checkpointers []struct {
+		Checkpointer int            `json:"checkpointer"`
+		Status       string         `json:"status"`
+		Completed    map[string]int `json:"completed"`
+		Incomplete   map[string]int `json:"incomplete"`
+		Errors       int            `json:"errors"`
+		LastError    string         `json:"last_error"`
+	} `json:"checkpointers"`
+	Verify  verifyOutput `json:"verify"`
+	Seconds float64      `json:"seconds"`
 }
 
 type verifyOutput struct {
@@ -78,115 +79,66 @@ type verifyOutput struct {
 	Error string `json:"error"`
 }
 
-// stress runs the test with every process under env, the loader setup of
-// the library under test, started by p (on the host or in an image). An
-// error means the test could not run to the end.
-func stress(ctx context.Context, p runner, env []string, o StressOptions, log logrus.FieldLogger) (*StressReport, error) {
-	if o.Processes < 1 || o.Threads < 1 || o.Threads > 256 || o.RowsPerThread < 1 || o.Checkpointers < 0 {
-		return nil, fmt.Errorf("stress options %+v: want >= 1 process, 1..256 threads, >= 1 row, >= 0 checkpointers", o)
+// stressTimeout bounds one stress run: the per-process timeout plus 5ms a
+// row (the default 8000 rows take about a second on a 2-core machine).
+func stressTimeout(o StressOptions, perRun time.Duration) time.Duration {
+	if perRun <= 0 {
+		perRun = DefaultRunTimeout
 	}
-	dir, inside, err := p.workDir("stress-")
+	return perRun + time.Duration(o.Processes*o.Threads*o.RowsPerThread)*5*time.Millisecond
+}
+
+// stress runs the test as one probe process (`probe stress`), which forks
+// the writers and checkpointers itself, under env, the loader setup of the
+// library under test, started by r (on the host or in an image). The caller
+// only reads what the probe prints: nothing is written to, or read from, a
+// directory the probe can write. An error means the test could not run to
+// the end.
+func stress(ctx context.Context, r runner, env []string, o StressOptions, log logrus.FieldLogger) (*StressReport, error) {
+	if o.Processes < 1 || o.Processes > 256 || o.Threads < 1 || o.Threads > 256 || o.RowsPerThread < 1 || o.Checkpointers < 0 || o.Checkpointers > 64 {
+		return nil, fmt.Errorf("stress options %+v: want 1..256 processes, 1..256 threads, >= 1 row, 0..64 checkpointers", o)
+	}
+	dir, err := r.scratch()
 	if err != nil {
 		return nil, err
 	}
-	// The probes see the directory as inside; the stop file is written here.
-	db, stop := filepath.Join(inside, "stress.db"), filepath.Join(inside, "stop")
 	sr := &StressReport{StressOptions: o, Checkpoints: map[string]int{}, CheckpointsBusy: map[string]int{}}
-	start := time.Now()
-	if _, err := runProbe(ctx, p, env, "init", db); err != nil {
+	var out stressOutput
+	args := []string{"stress", path.Join(dir, "stress.db"),
+		strconv.Itoa(o.Processes), strconv.Itoa(o.Threads), strconv.Itoa(o.RowsPerThread), strconv.Itoa(o.Checkpointers)}
+	if err := runProbeJSONWithin(ctx, r, stressTimeout(o, r.timeout()), env, &out, args...); err != nil {
 		return sr, err
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type proc struct {
-		name   string
-		cmd    *exec.Cmd
-		stdout bytes.Buffer
-		stderr bytes.Buffer
-	}
-	startProc := func(name string, args ...string) (*proc, error) {
-		pr := &proc{name: name, cmd: p.command(ctx, env, args...)}
-		pr.cmd.Stdout, pr.cmd.Stderr = &pr.stdout, &pr.stderr
-		return pr, pr.cmd.Start()
-	}
-	wait := func(pr *proc, v any) error {
-		if err := pr.cmd.Wait(); err != nil {
-			return fmt.Errorf("%s: %v: %s", pr.name, err, strings.TrimSpace(pr.stderr.String()))
-		}
-		if err := json.Unmarshal(pr.stdout.Bytes(), v); err != nil {
-			return fmt.Errorf("%s: output is not the expected JSON: %v\n%s", pr.name, err, pr.stdout.String())
-		}
-		return nil
-	}
-
-	var ckpts, writers []*proc
-	// abort ends and reaps whatever was started when the test cannot go on.
-	abort := func(err error) (*StressReport, error) {
-		cancel()
-		for _, pr := range append(ckpts, writers...) {
-			pr.cmd.Wait()
-		}
-		return sr, err
-	}
-	for i := range o.Checkpointers {
-		pr, err := startProc(fmt.Sprintf("checkpointer %d", i), "checkpoint", db, stop, strconv.Itoa(checkpointMaxSeconds))
-		if err != nil {
-			return abort(err)
-		}
-		ckpts = append(ckpts, pr)
-	}
-	for i := range o.Processes {
-		pr, err := startProc(fmt.Sprintf("writer %d", i), "write", db, strconv.Itoa(i), strconv.Itoa(o.Threads), strconv.Itoa(o.RowsPerThread))
-		if err != nil {
-			return abort(err)
-		}
-		writers = append(writers, pr)
-	}
-
 	committed := map[rowKey]int{}
-	for _, pr := range writers {
-		var out writerOutput
-		if err := wait(pr, &out); err != nil {
-			sr.Errors = append(sr.Errors, err.Error())
-			continue
+	for _, w := range out.Writers {
+		if w.Status != "" {
+			sr.Errors = append(sr.Errors, fmt.Sprintf("writer %d: %s", w.Writer, w.Status))
 		}
-		for _, t := range out.Threads {
-			committed[rowKey{out.Writer, t.Thread}] = t.Committed
+		for _, t := range w.Threads {
+			committed[rowKey{w.Writer, t.Thread}] = t.Committed
 			sr.Committed += t.Committed
 			sr.BusyRetries += t.Busy
 			if t.Error != "" {
-				sr.Errors = append(sr.Errors, fmt.Sprintf("%s thread %d: %s", pr.name, t.Thread, t.Error))
+				sr.Errors = append(sr.Errors, fmt.Sprintf("writer %d thread %d: %s", w.Writer, t.Thread, t.Error))
 			}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "stop"), nil, 0o644); err != nil {
-		writers = nil // already reaped
-		return abort(err)
-	}
-	for _, pr := range ckpts {
-		var out checkpointOutput
-		if err := wait(pr, &out); err != nil {
-			sr.Errors = append(sr.Errors, err.Error())
-			continue
+	for _, c := range out.Checkpointers {
+		if c.Status != "" {
+			sr.Errors = append(sr.Errors, fmt.Sprintf("checkpointer %d: %s", c.Checkpointer, c.Status))
 		}
-		for m, n := range out.Completed {
+		for m, n := range c.Completed {
 			sr.Checkpoints[m] += n
 		}
-		for m, n := range out.Incomplete {
+		for m, n := range c.Incomplete {
 			sr.CheckpointsBusy[m] += n
 		}
-		if out.Errors > 0 {
-			sr.Errors = append(sr.Errors, fmt.Sprintf("%s: %d checkpoints failed, the last: %s", pr.name, out.Errors, out.LastError))
+		if c.Errors > 0 {
+			sr.Errors = append(sr.Errors, fmt.Sprintf("checkpointer %d: %d checkpoints failed, the last: %s", c.Checkpointer, c.Errors, c.LastError))
 		}
 	}
-
-	var v verifyOutput
-	if err := runProbeJSON(ctx, p, env, &v, "verify", db); err != nil {
-		return sr, err
-	}
-	sr.Seconds = time.Since(start).Seconds()
-	sr.tally(committed, v)
+	sr.Seconds = out.Seconds
+	sr.tally(committed, out.Verify)
 	log.WithFields(logrus.Fields{
 		"committed": sr.Committed, "lost": sr.Lost, "integrity": sr.Integrity,
 		"checkpoints": sr.Checkpoints, "seconds": fmt.Sprintf("%.2f", sr.Seconds),

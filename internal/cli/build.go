@@ -7,10 +7,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -30,11 +29,14 @@ type BuildOptions struct {
 	Output       string
 	Push         string
 	Result       string
-	Username     string
-	PasswordEnv  string
-	PasswordFile string
+	Registry     RegistryOptions
+	CheckTimeout time.Duration
 	Revision     string
 	DryRun       bool
+	// The downstream check (a base without a SQLite of its own).
+	DistroPackage    string
+	DistroRepository string
+	SkipDownstream   bool
 }
 
 func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
@@ -45,11 +47,13 @@ func (o *BuildOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Output, "output", "out", "without --push: directory for the OCI layout (oci/) and the docker-loadable tarball (image.tar)")
 	fs.StringVar(&o.Push, "push", "", "push to REPOSITORY (tags from the definition) or REPOSITORY:TAG")
 	fs.StringVar(&o.Result, "result", "", "write the result (ref@digest, tags, unchanged, bytes uploaded) as JSON to this file")
-	fs.StringVar(&o.Username, "registry-username", "", "registry user (default: credentials from the docker/podman config)")
-	fs.StringVar(&o.PasswordEnv, "registry-password-env", "", "name of the environment variable holding the registry password or token (never the secret itself)")
-	fs.StringVar(&o.PasswordFile, "registry-password-file", "", "file holding the registry password or token")
+	o.Registry.AddFlags(fs)
+	fs.DurationVar(&o.CheckTimeout, "check-timeout", check.DefaultRunTimeout, "longest run of one probe or client inside the image during the image checks (the base's code runs in each); the stress test gets more for its rows")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "resolve the inputs (base digests, pin, patches, recipe), compare them with what the registry holds, print the plan and the reasons, build nothing")
 	fs.StringVar(&o.Revision, "revision", os.Getenv("GITHUB_SHA"), "source revision recorded in org.opencontainers.image.revision")
+	fs.StringVar(&o.DistroPackage, "distro-package", "", "the distribution's SQLite package file (.apk, .deb) for the downstream check, instead of fetching it (air-gapped builds); it must be the definition's distro_package at distro_sqlite")
+	fs.StringVar(&o.DistroRepository, "distro-repository", "", "repository to fetch the downstream check's package from, instead of the definition's distro_repository (a mirror: Alpine .../alpine/v3.21/main, Debian .../debian/dists/trixie/main)")
+	fs.BoolVar(&o.SkipDownstream, "skip-downstream-check", false, "do not run the downstream check on a base without a SQLite of its own (recorded in --result and the provenance)")
 }
 
 func (a *app) buildCmd() *cobra.Command {
@@ -62,10 +66,27 @@ func (a *app) buildCmd() *cobra.Command {
 base image — /usr/local/lib/libsqlite3.so.<version> and its libsqlite3.so.0 link,
 /usr/local/bin/sqlite3, /usr/local/bin/sqlite-preload, the licence and a
 metadata file — sets the config (non-root user, preload environment, labels),
-then runs the image checks inside the finished image with runc: the pinned
-version from a client linked against the base's own libsqlite3.so.0, the
-libsqlite3 files mapped in that process, the stress test, no setuid files, a
-non-root user. Only then is anything written.
+then runs the image checks inside the finished image with runc, as its user:
+the pinned version and source id from a probe linked against
+libsqlite3.so.0, exactly one libsqlite3 mapped in that process (the graft),
+the stress test, no setuid files, a non-root user. Only then is anything
+written.
+
+What the probe links, and what the graft must be a superset of (compile
+options, exported symbols), depends on the base:
+  - a base with its own SQLite (python:3.13-alpine3.21, debian:13): that
+    library;
+  - a base without one (alpine:3.21, alpine:3.22): the soname alone, which
+    the image's loader must resolve to the graft; then the downstream check
+    runs on a throwaway copy of the image (never written or pushed) with the
+    distribution's package added (distro_package at distro_sqlite: Alpine's
+    sqlite-libs, Debian's libsqlite3-0), as an application image that runs
+    'apk add sqlite-libs' gets it: a program linked against that package
+    must still get the graft. The package is fetched from distro_repository
+    (or --distro-repository) and verified against the index (APKINDEX
+    checksum, Packages SHA256), or given with --distro-package FILE. Without
+    it the build fails; --skip-downstream-check opts out, and the result
+    file and the provenance say so.
 
 Without --push the image goes to --output as an OCI layout and a tarball that
 'docker load' reads. With --push it is pushed by digest, then tagged; when the
@@ -77,20 +98,27 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 
   # push; credentials from ~/.docker/config.json, or a user and a secret from the environment
   sqlite-graft build --local --image images/alpine-3.21.yaml --push ghcr.io/acme/alpine
-  REGISTRY_TOKEN=... sqlite-graft build --local --push ghcr.io/acme/alpine --registry-username ci --registry-password-env REGISTRY_TOKEN --result result.json`,
+  REGISTRY_TOKEN=... sqlite-graft build --local --push ghcr.io/acme/alpine --registry-username ci --registry-password-env REGISTRY_TOKEN --result result.json
+
+  # air-gapped: the downstream check's package from a file (alpine:3.21 has no SQLite of its own)
+  sqlite-graft build --local --image alpine-3.21 --distro-package ./sqlite-libs-3.48.0-r4.apk`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			def, err := bo.definition(a)
 			if err != nil {
 				return err
 			}
-			env, req, err := a.sourceRequest(&src)
+			env, err := a.env()
 			if err != nil {
 				return err
 			}
-			if src.SQLite == "" {
-				req.Version = def.SQLite
+			// The SQLite of a build is the definition's unless --sqlite says
+			// otherwise: decided by the definition, as the Dagger module does.
+			v, err := def.Version(src.SQLite)
+			if err != nil {
+				return usageErrorf("--sqlite: %v", err)
 			}
+			req := graft.SourceRequest{Version: v, SHA3: src.SHA3, From: src.From}
 			cache, err := a.global.Cache()
 			if err != nil {
 				return err
@@ -103,15 +131,16 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			if err != nil {
 				return err
 			}
-			pushOpts := []publish.Option{publish.WithLogger(a.log)}
-			regOpts := []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-			if bo.Username != "" || bo.PasswordEnv != "" || bo.PasswordFile != "" {
-				auth, err := publish.Credentials(bo.Username, bo.PasswordEnv, bo.PasswordFile)
-				if err != nil {
-					return usageErrorf("%v", err)
-				}
-				pushOpts = append(pushOpts, publish.WithAuth(auth))
-				regOpts = []remote.Option{remote.WithAuth(auth)}
+			baseRef := def.Base
+			if bo.Base != "" {
+				baseRef = bo.Base
+			}
+			ra, err := bo.Registry.access(bo.Push, baseRef)
+			if err != nil {
+				return err
+			}
+			if bo.CheckTimeout <= 0 {
+				return usageErrorf("--check-timeout %s: want a positive duration", bo.CheckTimeout)
 			}
 			stress := check.DefaultStress()
 			ireq := graft.ImageRequest{
@@ -124,9 +153,14 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 				SourceURL:       "https://github.com/sqlite-graft/sqlite-graft",
 				Output:          bo.Output,
 				Push:            bo.Push,
-				PushOptions:     pushOpts,
-				RegistryOptions: regOpts,
+				BaseOptions:     ra.remote,
+				PushOptions:     append([]publish.Option{publish.WithLogger(a.log)}, ra.push...),
+				RegistryOptions: ra.remote,
 				Stress:          &stress,
+				CheckTimeout:    bo.CheckTimeout,
+				Downstream: graft.Downstream{
+					Package: bo.DistroPackage, Repository: bo.DistroRepository, Skip: bo.SkipDownstream,
+				},
 			}
 			if bo.Result != "" {
 				// The provenance statement goes beside the result file.
@@ -135,13 +169,13 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			if bo.DryRun {
 				plan, err := env.PlanImage(cmd.Context(), ireq)
 				if err != nil {
-					return err
+					return ra.explain(err)
 				}
 				return printPlan(a, plan)
 			}
 			res, err := env.BuildImage(cmd.Context(), ireq)
 			if err != nil {
-				return err
+				return ra.explain(err)
 			}
 			if bo.Result != "" {
 				if err := publish.WriteResult(bo.Result, res); err != nil {
@@ -159,7 +193,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			return nil
 		},
 	}
-	src.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags(), SQLiteDefaultDefinition)
 	bo.AddFlags(cmd.Flags())
 	return cmd
 }

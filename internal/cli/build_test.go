@@ -16,6 +16,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
+	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 	"github.com/sqlite-graft/sqlite-graft/internal/referrers"
 	"github.com/sqlite-graft/sqlite-graft/internal/registrytest"
 	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
@@ -27,9 +28,10 @@ type result struct {
 	Tags, Pushed      []string
 	Unchanged         bool
 	Stats             struct{ BlobsUploaded, BytesUploaded int64 }
+	Checks            []publish.Check
 }
 
-func buildArgs(t *testing.T, def, base, push string, extra ...string) ([]string, string) {
+func buildArgs(t testing.TB, def, base, push string, extra ...string) ([]string, string) {
 	res := filepath.Join(t.TempDir(), "result.json")
 	args := append([]string{"build", "--local", "--image", def, "--base", base, "--from", moduleZip(t, "3.51.3"),
 		"--push", push, "--result", res}, cacheArgs(t)...)
@@ -49,8 +51,9 @@ func readResult(t testing.TB, path string) result {
 	return r
 }
 
-// pulledBack runs the image checks on the image as the registry serves it.
-func pulledBack(t *testing.T, reg *registrytest.Registry, ref string) *check.ImageReport {
+// pulledBack runs the image checks on the image as the registry serves it;
+// kind says whether its base carries a SQLite of its own.
+func pulledBack(t *testing.T, reg *registrytest.Registry, ref string, kind check.BaselineKind) *check.ImageReport {
 	t.Helper()
 	d, err := name.NewDigest(ref)
 	if err != nil {
@@ -61,14 +64,14 @@ func pulledBack(t *testing.T, reg *registrytest.Registry, ref string) *check.Ima
 		t.Fatal(err)
 	}
 	want, _ := embeddedPin(t, "3.51.3")
-	r, err := check.Image(t.Context(), check.ImageOptions{Image: img, Want: &want})
+	r, err := check.Image(t.Context(), check.ImageOptions{Image: img, Want: &want, BaselineKind: kind})
 	if err != nil {
 		t.Fatalf("check.Image(%s) = %v", ref, err)
 	}
 	return r
 }
 
-func embeddedPin(t *testing.T, v string) (pins.Pin, error) {
+func embeddedPin(t testing.TB, v string) (pins.Pin, error) {
 	r := sqliteGraft(t, "versions", "--json")
 	var f pins.File
 	if err := json.Unmarshal([]byte(r.stdout), &f); err != nil {
@@ -114,11 +117,14 @@ func TestBuildMuslPushAndRebuild(t *testing.T) {
 	if !strings.HasPrefix(first.Reference, repo+"@sha256:") || strings.TrimSpace(r.stdout) != first.Reference {
 		t.Errorf("build printed %q, result %+v: want %s@sha256:...", r.stdout, first, repo)
 	}
+	if len(first.Checks) != 1 || first.Checks[0].Baseline != "base" || !strings.HasPrefix(first.Checks[0].Downstream, "not needed: the base carries its own SQLite (/usr/lib/libsqlite3.so.0)") {
+		t.Errorf("result checks = %+v, want the base's own SQLite as the baseline, no downstream package", first.Checks)
+	}
 	wantTags := []string{repo + ":3.21-sqlite3.51.3", repo + ":3.21-sqlite3.51.3-20260313"}
 	if strings.Join(first.Pushed, " ") != strings.Join(wantTags, " ") {
 		t.Errorf("pushed tags = %v, want %v", first.Pushed, wantTags)
 	}
-	rep := pulledBack(t, reg, first.Reference)
+	rep := pulledBack(t, reg, first.Reference, check.BaselineBase)
 	if rep.Report.Version != "3.51.3" || rep.UID == 0 || len(rep.Report.Mapped) != 1 {
 		t.Errorf("pulled-back image: version %s, uid %d, mapped %v; want 3.51.3, non-root, one copy", rep.Report.Version, rep.UID, rep.Report.Mapped)
 	}
@@ -202,7 +208,7 @@ func TestBuildGlibcPush(t *testing.T) {
 	if r := sqliteGraft(t, args...); r.code != 0 {
 		t.Fatalf("build = %d:\n%s", r.code, r.stderr)
 	}
-	rep := pulledBack(t, reg, readResult(t, resPath).Reference)
+	rep := pulledBack(t, reg, readResult(t, resPath).Reference, check.BaselineBase)
 	if rep.Report.Version != "3.51.3" || rep.UID == 0 {
 		t.Errorf("pulled-back glibc image: version %s uid %d", rep.Report.Version, rep.UID)
 	}

@@ -30,8 +30,15 @@ func usageErrorf(format string, args ...any) error {
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// SIGTERM or SIGINT cancels the context: every step stops (runc
+	// containers killed, temporary directories removed, nothing pushed) and
+	// the command returns. A second signal ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -42,6 +49,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "sqlite-graft: %v\nRun 'sqlite-graft --help' for usage.\n", err)
 		return ExitUsage
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "sqlite-graft: error: stopped (%v): %v\n", context.Cause(ctx), err)
+		return ExitFailed
 	}
 	fmt.Fprintf(stderr, "sqlite-graft: error: %v\n", err)
 	return ExitFailed

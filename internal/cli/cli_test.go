@@ -28,7 +28,7 @@ func sqliteGraft(t testing.TB, args ...string) run {
 
 // cacheArgs shares the build cache with testbuild, so a variant that another
 // package compiled is not compiled again.
-func cacheArgs(t *testing.T) []string {
+func cacheArgs(t testing.TB) []string {
 	dir, err := fixtures.CacheDir()
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func cacheArgs(t *testing.T) []string {
 	return []string{"--cache-dir", dir, "--log-level", "warn"}
 }
 
-func moduleZip(t *testing.T, version string) string {
+func moduleZip(t testing.TB, version string) string {
 	t.Helper()
 	zip, err := fixtures.GoModuleZip("github.com/mattn/go-sqlite3", fixtures.GoSQLite3Module[version])
 	if err != nil {
@@ -50,13 +50,35 @@ func TestVersions(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "*3.51.3") {
 		t.Fatalf("versions = %d %q, want the default 3.51.3 marked", r.code, r.stdout)
 	}
+	// The advisories of each pin, as the recipe compiles it.
+	if l := lineWith(r.stdout, "*3.51.3"); !strings.Contains(l, "CVE-2026-11822, CVE-2026-11824, CVE-2026-119374, CVE-2026-119379") {
+		t.Errorf("versions: the default pin's line = %q, want its four advisories", l)
+	}
+	if l := lineWith(r.stdout, " 3.54.0"); !strings.HasSuffix(l, "none") {
+		t.Errorf("versions: 3.54.0 = %q, want no advisories", l)
+	}
 	r = sqliteGraft(t, "versions", "--json")
 	var doc struct {
-		Default  string
-		Releases []struct{ Version string }
+		Default       string
+		Releases      []struct{ Version string }
+		PinAdvisories []struct {
+			Version    string
+			Default    bool
+			Advisories []struct {
+				ID, Requires string
+				Fixed        string
+				Sources      []string
+			}
+		} `json:"pin_advisories"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Default != "3.51.3" || len(doc.Releases) < 5 {
 		t.Fatalf("versions --json = %v, %+v", err, doc)
+	}
+	if len(doc.PinAdvisories) != len(doc.Releases) || !doc.PinAdvisories[0].Default || len(doc.PinAdvisories[0].Advisories) != 4 {
+		t.Fatalf("versions --json pin_advisories = %+v", doc.PinAdvisories)
+	}
+	if a := doc.PinAdvisories[0].Advisories[0]; a.ID != "CVE-2026-11822" || a.Requires != "SQLITE_ENABLE_FTS5" || a.Fixed != "3.53.2" || len(a.Sources) == 0 {
+		t.Errorf("versions --json: first advisory of 3.51.3 = %+v", a)
 	}
 }
 

@@ -82,13 +82,22 @@ type SourceOptions struct {
 	SHA3   string
 }
 
-func (o *SourceOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.SQLite, "sqlite", "", "SQLite version to build, e.g. 3.51.3 (default: the pins file's default)")
+// Defaults of --sqlite, as each command's help states them.
+const (
+	SQLiteDefaultPins       = "the pins file's default"
+	SQLiteDefaultDefinition = "the image definition's sqlite"
+)
+
+// AddFlags adds the source flags; versionDefault says what --sqlite
+// defaults to for this command (SQLiteDefaultPins, SQLiteDefaultDefinition).
+func (o *SourceOptions) AddFlags(fs *pflag.FlagSet, versionDefault string) {
+	fs.StringVar(&o.SQLite, "sqlite", "", "SQLite version to build, e.g. 3.51.3 (default: "+versionDefault+")")
 	fs.StringVar(&o.From, "from", "", "take the source from an https URL, a local archive (.zip, .tar.gz, a go-sqlite3 module zip) or a directory with sqlite3.c (default: download from sqlite.org and its mirrors)")
 	fs.StringVar(&o.SHA3, "sha3", "", "SHA3-256 of the archive, for a version that is not pinned (as published on sqlite.org's download page)")
 }
 
-// Version resolves --sqlite against the pins' default.
+// Version resolves --sqlite against the pins' default (fetch, compile);
+// build's default is the definition's (imagedef.Definition.Version).
 func (o *SourceOptions) Version(p *pins.File) (pins.Version, error) {
 	if o.SQLite == "" {
 		return p.Default, nil

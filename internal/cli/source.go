@@ -91,7 +91,7 @@ the pins file is refused unless --sha3 gives its archive hash.`,
 			return nil
 		},
 	}
-	src.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags(), SQLiteDefaultPins)
 	cmd.Flags().StringVar(&out, "out", "", "directory to write the verified source to (replaced only when every check passed)")
 	return cmd
 }
@@ -140,7 +140,7 @@ hash of the source, the recipe and the toolchain: a second run compiles nothing.
 			return nil
 		},
 	}
-	src.AddFlags(cmd.Flags())
+	src.AddFlags(cmd.Flags(), SQLiteDefaultPins)
 	cmd.Flags().StringVar(&out, "out", "", "directory for libsqlite3.so.0, sqlite3 and build.json")
 	cmd.Flags().StringVar(&libc, "libc", "musl", "target C library: musl (Alpine) or glibc (Debian, Ubuntu, ...)")
 	return cmd

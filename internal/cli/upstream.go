@@ -60,9 +60,13 @@ Alpine's APKINDEX.tar.gz per branch, Debian's Packages.xz per suite — and says
   - per branch: the distribution's SQLite package, whether it carries the
     WAL-reset fix (3.51.3 and later, or the 3.50.7 / 3.44.6 backports), and
     "keep the graft" (vulnerable) or "retire the graft" (fixed);
+  - the advisories (sqlite-advisories.yaml) that affect each pin as the
+    recipe compiles it;
   - per image definition: "keep the graft", or "retire: move to <branch>" —
-    its own branch when that got a fixed package, else the oldest newer branch
-    read whose package is fixed.
+    its own branch when that got a fixed package, else the oldest newer stable
+    branch read whose package is fixed. Development branches (Alpine edge,
+    Debian testing and sid, a suite not released yet) are never named: a fix
+    that exists only there is shown as "keep the graft (fixed only in edge)".
 
 Debian may backport a fix without changing the upstream version: its verdicts
 say "by version" and name the package version judged; check its changelog.
@@ -107,6 +111,10 @@ Exit codes:
 			if timeout <= 0 {
 				return usageErrorf("--timeout %s: want a positive duration", timeout)
 			}
+			adv, err := advisoriesOfPins(pf)
+			if err != nil {
+				return err
+			}
 			rep, err := upstream.Watch(cmd.Context(), upstream.Options{
 				Images: defs, Alpine: alpine, Debian: debian, Downloads: downloads, Pins: pf,
 				Reader: &upstream.Reader{Client: &http.Client{Timeout: timeout}},
@@ -131,11 +139,12 @@ Exit codes:
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(struct {
 					*upstream.Report
-					ExitCode int `json:"exit_code"`
-				}{rep, code}); err != nil {
+					PinAdvisories []pinAdvisories `json:"pin_advisories"`
+					ExitCode      int             `json:"exit_code"`
+				}{rep, adv, code}); err != nil {
 					return err
 				}
-			} else if err := printUpstream(a.stdout, rep, code); err != nil {
+			} else if err := printUpstream(a.stdout, rep, adv, code); err != nil {
 				return err
 			}
 			if rep.Failed() {
@@ -202,7 +211,7 @@ func loadImages(vals []string, load func(string) (*imagedef.Definition, error)) 
 	return defs, nil
 }
 
-func printUpstream(out io.Writer, r *upstream.Report, code int) error {
+func printUpstream(out io.Writer, r *upstream.Report, adv []pinAdvisories, code int) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "SQLite releases on %s (newest pin: %s):\n", r.Downloads, r.NewestPin)
 	switch {
@@ -219,6 +228,16 @@ func printUpstream(out io.Writer, r *upstream.Report, code int) error {
 	default:
 		fmt.Fprintln(w, "  none newer than the pins")
 	}
+	if len(adv) > 0 {
+		fmt.Fprintln(w, "\nAdvisories of the pins (sqlite-advisories.yaml, as the recipe compiles them):")
+		for _, p := range adv {
+			mark := " "
+			if p.Default {
+				mark = "*"
+			}
+			fmt.Fprintf(w, " %s%s\t%s\n", mark, p.Version, advisoryIDs(p.Advisories))
+		}
+	}
 	if len(r.Branches) > 0 {
 		fmt.Fprintln(w, "\nDistribution branches:")
 		fmt.Fprintln(w, "BRANCH\tPACKAGE\tSQLITE\tWAL-RESET FIX\tVERDICT")
@@ -227,7 +246,11 @@ func printUpstream(out io.Writer, r *upstream.Report, code int) error {
 				fmt.Fprintf(w, "%s\t-\t-\t-\tERROR (see below)\n", b.Target)
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%s %s\t%s\t%s\t%s\n", b.Target, b.Package, b.PackageVersion, b.SQLite, fixedText(b.Fixed, b.ByVersion), b.Verdict)
+			target := b.Target.String()
+			if !b.Stable {
+				target += " (development)"
+			}
+			fmt.Fprintf(w, "%s\t%s %s\t%s\t%s\t%s\n", target, b.Package, b.PackageVersion, b.SQLite, fixedText(b.Fixed, b.ByVersion), b.Verdict)
 		}
 	}
 	if len(r.Images) > 0 {
@@ -242,7 +265,11 @@ func printUpstream(out io.Writer, r *upstream.Report, code int) error {
 				fmt.Fprintf(w, "%s\t%s\t-\t-\tNO VERDICT (see below)\n", im.Image, t)
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s %s\t%s\t%s\n", im.Image, t, im.Package, im.PackageVersion, fixedText(im.Fixed, im.ByVersion), im.Verdict)
+			verdict := im.Verdict
+			if len(im.FixedOnlyIn) > 0 {
+				verdict += " (fixed only in " + strings.Join(im.FixedOnlyIn, ", ") + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s %s\t%s\t%s\n", im.Image, t, im.Package, im.PackageVersion, fixedText(im.Fixed, im.ByVersion), verdict)
 		}
 	}
 	if err := w.Flush(); err != nil {

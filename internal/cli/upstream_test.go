@@ -104,6 +104,10 @@ func TestUpstreamOnFixtureIndexes(t *testing.T) {
 		"    amalgamation": {"2026/sqlite-amalgamation-3550000.zip", "2912345 bytes", strings.Repeat("54", 32)},
 		"    autoconf":     {"2026/sqlite-autoconf-3550000.tar.gz", strings.Repeat("57", 32)},
 		"result:":          {"a graft can be retired", "a newer SQLite is available", "exit 4"},
+		// the advisories of each pin, as the recipe compiles it
+		" *3.51.3": {"CVE-2026-11822", "CVE-2026-11824", "CVE-2026-119374", "CVE-2026-119379"},
+		"  3.53.4": {"CVE-2026-119374, CVE-2026-119379"},
+		"  3.54.0": {"none"},
 	} {
 		l := lineWith(r.stdout, prefix)
 		for _, w := range want {
@@ -134,6 +138,10 @@ func TestUpstreamOnFixtureIndexes(t *testing.T) {
 				SHA3 string
 			}
 		} `json:"new_releases"`
+		PinAdvisories []struct {
+			Version    string
+			Advisories []struct{ ID string }
+		} `json:"pin_advisories"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != cli.ExitRetire || doc.ExitCode != cli.ExitRetire {
 		t.Fatalf("--json = %d, %v:\n%s", r.code, err, r.stdout)
@@ -152,6 +160,9 @@ func TestUpstreamOnFixtureIndexes(t *testing.T) {
 	}
 	if len(doc.NewReleases) != 1 || doc.NewReleases[0].Version != "3.55.0" || doc.NewReleases[0].Archives[0].Size == 0 {
 		t.Errorf("--json new releases = %+v", doc.NewReleases)
+	}
+	if len(doc.PinAdvisories) == 0 || doc.PinAdvisories[0].Version != "3.51.3" || len(doc.PinAdvisories[0].Advisories) != 4 {
+		t.Errorf("--json pin advisories = %+v", doc.PinAdvisories)
 	}
 }
 

@@ -40,7 +40,7 @@ type Compiler func(platform v1.Platform) (recipe.Executor, string, error)
 // ImageRequest is one `build`.
 type ImageRequest struct {
 	Def       *imagedef.Definition
-	Source    SourceRequest // a zero Version means the definition's
+	Source    SourceRequest // a zero Version means the definition's (imagedef.Definition.Version)
 	Base      string        // overrides Def.Base
 	Platforms []v1.Platform // default: the definition's
 	Compiler  Compiler
@@ -55,9 +55,13 @@ type ImageRequest struct {
 	// RegistryOptions read the target repository (auth) for the no-op check.
 	RegistryOptions []remote.Option
 	Stress          *check.StressOptions // inside the image, before anything is written
+	CheckTimeout    time.Duration        // of each process the image check runs; 0: the check's default
 	// ProvenanceFile, when set, receives the in-toto provenance statement.
 	ProvenanceFile string
 	SkipChecks     bool // only for platforms that cannot run here
+	// Downstream gets the distribution's SQLite package for the downstream
+	// check of a base without a SQLite of its own.
+	Downstream Downstream
 }
 
 // BuildImage compiles, assembles, checks and publishes one image definition.
@@ -97,8 +101,10 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		sbom     []byte
 		build    *Build
 		base     *image.Base
+		checks   *downstreamPlan
 	}
 	var imgs []built
+	var checkPlans []*downstreamPlan
 	for _, base := range plan.Bases {
 		pl := base.Platform
 		exec, cc, err := req.Compiler(pl)
@@ -117,6 +123,15 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			return nil, fmt.Errorf("base %s: %w", base.Digest, err)
 		}
 		extra, whiteouts, err := image.Hardening(def, scan)
+		if err != nil {
+			return nil, err
+		}
+		// runc runs this machine's architecture only; other platforms are
+		// checked where they run (the Dagger path).
+		runnable := pl.OS == "linux" && pl.Architecture == runtime.GOARCH
+		// What the checks compare the graft with; a package the downstream
+		// check needs and cannot have stops the build here.
+		checks, err := planChecks(ctx, def, pl, runnable, req.SkipChecks, scan.Exists[check.DistroLibrary(def.Libc)], req.Downstream, log)
 		if err != nil {
 			return nil, err
 		}
@@ -161,13 +176,11 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err != nil {
 			return nil, err
 		}
-		// runc runs this machine's architecture only; other platforms are
-		// checked where they run (the Dagger path).
-		runnable := pl.OS == "linux" && pl.Architecture == runtime.GOARCH
 		if !runnable {
 			log.Warn("cannot run this platform's image here: its checks are skipped")
 		}
-		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks, sbom: sbomJSON, build: b, base: base})
+		imgs = append(imgs, built{img: img, platform: pl, check: runnable && !req.SkipChecks, sbom: sbomJSON, build: b, base: base, checks: checks})
+		checkPlans = append(checkPlans, checks)
 	}
 
 	// The checks run inside each finished image, before anything is written.
@@ -178,7 +191,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 				continue
 			}
 			e.Log.WithField("platform", b.platform.String()).Info("checking the image under runc")
-			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Logger: e.Log}
+			opts := check.ImageOptions{Image: b.img, Want: &pin, Stress: req.Stress, Timeout: req.CheckTimeout, Logger: e.Log, BaselineKind: b.checks.baseline}
 			if def.Preload == imagedef.PreloadWrapper {
 				opts.Wrapper = []string{layer.WrapperPath}
 			}
@@ -186,7 +199,17 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			if err != nil {
 				return fmt.Errorf("image check (%s): %w", b.platform, err)
 			}
-			e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "user": r.User}).Info("image check passed")
+			e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "user": r.User, "baseline": r.BaselineKind}).Info("image check passed")
+			if pkg := b.checks.pkg; pkg != nil {
+				e.Log.WithField("platform", b.platform.String()).Infof("downstream check: a throwaway copy of the image with %s %s added", pkg.Name, pkg.Version)
+				start := time.Now()
+				r, err := CheckDownstream(ctx, b.img, pkg, opts)
+				if err != nil {
+					return fmt.Errorf("image check (%s): %w", b.platform, err)
+				}
+				e.Log.WithFields(map[string]any{"sqlite": r.Report.Version, "mapped": r.Report.Mapped, "baseline": r.BaselinePackage + " (" + r.Report.BaselineVersion + ")",
+					"seconds": fmt.Sprintf("%.2f", time.Since(start).Seconds())}).Info("downstream check passed")
+			}
 		}
 		return nil
 	}
@@ -217,12 +240,14 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 			subjects = append(subjects, provenance.Subject{Name: plan.Repository + " (" + b.platform.String() + ")", Digest: d.String()})
 		}
 	}
+	downstream, checkPackages := downstreamProvenance(checkPlans)
 	prov, err := provenance.Statement(provenance.Input{
+		DownstreamCheck: downstream, CheckPackages: checkPackages,
 		Subjects: subjects, Image: def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
 		SQLite: src.Version.String(), SourceURL: e.downloadURL(pin, first.build.Source), ArchiveSHA3: first.build.Source.ArchiveSHA3,
 		SQLite3CSHA3: first.build.Source.SQLite3CSHA3, SourceID: first.build.Source.SourceID,
 		Patches: provPatches(first.build.Source.Patches), Recipe: first.build.Plan, Toolchain: first.build.Toolchain,
-		ToolVersion: ToolVersion, Started: created, Finished: created,
+		ToolVersion: ToolVersion, InputsFingerprint: plan.Fingerprint, Started: created, Finished: created,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provenance: %w", err)
@@ -265,6 +290,7 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		if err != nil {
 			return nil, err
 		}
+		res.Checks = checkRecords(checkPlans)
 		// Beside the layout, where a person or a scanner finds them.
 		for file, data := range map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov} {
 			if err := fsutil.WriteFileAtomic(filepath.Join(req.Output, file), data, 0o644); err != nil {
@@ -285,7 +311,11 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 		}
 		tags = append(tags, tag.TagStr())
 	}
-	return publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
+	res, err := publish.Push(ctx, repo, artifact, tags, append(req.PushOptions, publish.WithGate(checkAll), publish.WithAttach(attach))...)
+	if res != nil && !res.Unchanged {
+		res.Checks = checkRecords(checkPlans)
+	}
+	return res, err
 }
 
 // SBOMPath is where the image carries its SPDX document.

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/advisories"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
@@ -129,10 +130,13 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	def := req.Def
 	v := req.Source.Version
 	if v == (pins.Version{}) {
-		v = def.SQLite
+		v, _ = def.Version("") // the definition's: see imagedef.Definition.Version
 	}
 	if err := pins.WALResetError(v); err != nil {
 		return nil, fmt.Errorf("%s: refused: %w", def.File, err)
+	}
+	if err := advisories.Refuse(def.File, v, e.Recipe.Defines, def.AcceptAdvisories); err != nil {
+		return nil, err
 	}
 	pin, err := e.Pins.Resolve(v, req.Source.SHA3)
 	if err != nil {
@@ -198,10 +202,15 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	p.Repository = repo.Name()
 	p.Current = map[string]any{}
 	p.Unchanged = true
+	notOurs := map[string]string{} // digest -> why not (structural check done once per digest)
 	for _, t := range tags {
 		tag := repo.Tag(t)
 		p.Tags = append(p.Tags, tag.Name())
-		old, digest, err := recorded(ctx, tag, req.RegistryOptions...)
+		old, desc, err := recorded(ctx, tag, req.RegistryOptions...)
+		digest := ""
+		if desc != nil {
+			digest = desc.Digest.String()
+		}
 		switch {
 		case err != nil:
 			return nil, err
@@ -220,6 +229,18 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 				for _, c := range changes {
 					p.Reasons = appendNew(p.Reasons, c)
 				}
+				continue
+			}
+			why, done := notOurs[digest]
+			if !done {
+				if why, err = p.notOurs(ctx, repo.Digest(digest), desc, req.RegistryOptions); err != nil {
+					return nil, fmt.Errorf("%s: is it a build of ours? %w", tag.Name(), err)
+				}
+				notOurs[digest] = why
+			}
+			if why != "" {
+				p.Unchanged = false
+				p.Reasons = appendNew(p.Reasons, fmt.Sprintf("%s carries our label but is not structurally ours: %s", tag.Name(), why))
 			}
 		}
 	}
@@ -229,34 +250,34 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	return p, nil
 }
 
-// recorded reads the inputs label of the image under tag; digest is "" when
+// recorded reads the inputs label of the image under tag; desc is nil when
 // the tag does not exist.
-func recorded(ctx context.Context, tag name.Tag, opts ...remote.Option) (*Inputs, string, error) {
+func recorded(ctx context.Context, tag name.Tag, opts ...remote.Option) (*Inputs, *remote.Descriptor, error) {
 	desc, err := remote.Get(tag, append(opts, remote.WithContext(ctx))...)
 	var te *transport.Error
 	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-		return nil, "", nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", tag, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", tag, err)
 	}
 	img, err := desc.Image() // for an index, the image of the default platform
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", tag, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", tag, err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", tag, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", tag, err)
 	}
 	raw, ok := cf.Config.Labels[LabelInputs]
 	if !ok {
-		return nil, desc.Digest.String(), nil
+		return nil, desc, nil
 	}
 	var in Inputs
 	if err := json.Unmarshal([]byte(raw), &in); err != nil {
-		return nil, desc.Digest.String(), nil // an older format counts as "records no inputs"
+		return nil, desc, nil // an older format counts as "records no inputs"
 	}
-	return &in, desc.Digest.String(), nil
+	return &in, desc, nil
 }
 
 // platforms are the request's, else the definition's.

@@ -1,6 +1,7 @@
 // Package imagedef reads the image definitions, images/<name>.yaml: one file
 // per published image, naming its base, libc, toolchain, SQLite version,
-// platforms, repository, tags and hardening knobs. Files are validated on
+// platforms, repository, tags, hardening knobs and the advisories it ships
+// anyway (accept_advisories). Files are validated on
 // load, strictly: an unknown key or a bad value is an error that names the
 // file and the line.
 package imagedef
@@ -29,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	sqlitegraft "github.com/sqlite-graft/sqlite-graft"
+	"github.com/sqlite-graft/sqlite-graft/internal/advisories"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 )
 
@@ -53,16 +55,28 @@ type Definition struct {
 	Libc       string `json:"libc"`
 	// Toolchain is the base's own command that installs a C toolchain,
 	// run in the base by the Dagger executor.
-	Toolchain    string       `json:"toolchain"`
-	DistroSQLite string       `json:"distro_sqlite,omitempty"` // informative
-	SQLite       pins.Version `json:"sqlite"`                  // pinned and fixed
-	Platforms    []string     `json:"platforms"`               // os/arch[/variant]
-	Repository   string       `json:"repository"`
-	TagTemplates []string     `json:"tags"` // text/template over TagData
-	Preload      string       `json:"preload"`
-	AllowRoot    bool         `json:"allow_root,omitempty"`
-	User         User         `json:"user"`
-	Hardening    Hardening    `json:"hardening"`
+	Toolchain string `json:"toolchain"`
+	// DistroSQLite is the version of the distribution's SQLite package
+	// (what `apk add sqlite-libs` / `apt-get install libsqlite3-0`
+	// installs), DistroPackage its name and DistroRepository where its
+	// index lives: the downstream image check fetches that package, at that
+	// version, when the base carries no SQLite of its own.
+	DistroSQLite     string       `json:"distro_sqlite,omitempty"`
+	DistroPackage    string       `json:"distro_package,omitempty"`
+	DistroRepository string       `json:"distro_repository,omitempty"`
+	SQLite           pins.Version `json:"sqlite"`    // pinned and fixed
+	Platforms        []string     `json:"platforms"` // os/arch[/variant]
+	Repository       string       `json:"repository"`
+	TagTemplates     []string     `json:"tags"` // text/template over TagData
+	Preload          string       `json:"preload"`
+	AllowRoot        bool         `json:"allow_root,omitempty"`
+	User             User         `json:"user"`
+	Hardening        Hardening    `json:"hardening"`
+	// AcceptAdvisories are the advisories affecting the pin that this image
+	// ships anyway, each with its reason. They decide whether a build may
+	// run, not what it contains, so they are left out of the JSON that the
+	// build's recorded inputs hash: accepting an advisory rebuilds nothing.
+	AcceptAdvisories []advisories.Acceptance `json:"-"`
 
 	tags []*template.Template
 }
@@ -103,6 +117,8 @@ type raw struct {
 	Libc         string        `yaml:"libc"`
 	Toolchain    string        `yaml:"toolchain"`
 	DistroSQLite string        `yaml:"distro_sqlite"`
+	DistroPkg    string        `yaml:"distro_package"`
+	DistroRepo   string        `yaml:"distro_repository"`
 	SQLite       string        `yaml:"sqlite"`
 	Platforms    []string      `yaml:"platforms"`
 	Repository   string        `yaml:"repository"`
@@ -111,6 +127,12 @@ type raw struct {
 	AllowRoot    bool          `yaml:"allow_root"`
 	User         *rawUser      `yaml:"user"`
 	Hardening    *rawHardening `yaml:"hardening"`
+	Accept       []rawAccept   `yaml:"accept_advisories"`
+}
+
+type rawAccept struct {
+	ID     string `yaml:"id"`
+	Reason string `yaml:"reason"`
 }
 
 type rawUser struct {
@@ -389,12 +411,13 @@ func (p *parsed) validate(pf *pins.File) (*Definition, error) {
 	d := &Definition{
 		File: p.file, Name: r.Name, Base: r.Base, BaseDigest: r.BaseDigest, Libc: r.Libc,
 		Toolchain: r.Toolchain, DistroSQLite: p.scalarText("distro_sqlite", r.DistroSQLite),
+		DistroPackage: r.DistroPkg, DistroRepository: r.DistroRepo,
 		Platforms: r.Platforms, Repository: r.Repository, TagTemplates: r.Tags,
 		Preload: r.Preload, AllowRoot: r.AllowRoot, User: DefaultUser, Hardening: DefaultHardening,
 	}
 	for _, check := range []func(*Definition) error{
-		p.checkName, p.checkBase, p.checkLibc, p.checkToolchain, p.checkSQLite(pf),
-		p.checkPlatforms, p.checkRepository, p.checkPreload, p.checkUser, p.checkHardening,
+		p.checkName, p.checkBase, p.checkLibc, p.checkToolchain, p.checkSQLite(pf), p.checkDistroPackage,
+		p.checkPlatforms, p.checkRepository, p.checkPreload, p.checkUser, p.checkHardening, p.checkAccept,
 		p.checkTags, // last: renders with the validated SQLite and base
 	} {
 		if err := check(d); err != nil {
@@ -599,6 +622,35 @@ func (p *parsed) checkHardening(d *Definition) error {
 		if h.RemovePackageManager != nil {
 			d.Hardening.RemovePackageManager = *h.RemovePackageManager
 		}
+	}
+	return nil
+}
+
+// checkAccept validates accept_advisories: each entry names an advisory of
+// the embedded sqlite-advisories.yaml (a typo would accept nothing) once,
+// with a reason a reader can judge.
+func (p *parsed) checkAccept(d *Definition) error {
+	known, err := advisories.Embedded()
+	if err != nil {
+		return err
+	}
+	seen := map[string]int{}
+	for i, a := range p.raw.Accept {
+		key := fmt.Sprintf("accept_advisories[%d]", i)
+		switch {
+		case !advisories.IDRE.MatchString(a.ID):
+			return p.errorf(key, "%s: id %q: want an advisory id such as CVE-2026-11822", key, a.ID)
+		case strings.TrimSpace(a.Reason) == "":
+			return p.errorf(key, "%s (%s): reason is missing: say why the image ships this advisory", key, a.ID)
+		}
+		if _, ok := known.Lookup(a.ID); !ok {
+			return p.errorf(key, "%s: %s is not in %s (known: %s)", key, a.ID, known.Name, strings.Join(advisories.IDs(known.Advisories), ", "))
+		}
+		if j, dup := seen[a.ID]; dup {
+			return p.errorf(key, "%s: %s is accepted twice (also accept_advisories[%d])", key, a.ID, j)
+		}
+		seen[a.ID] = i
+		d.AcceptAdvisories = append(d.AcceptAdvisories, advisories.Acceptance{ID: a.ID, Reason: strings.TrimSpace(a.Reason)})
 	}
 	return nil
 }

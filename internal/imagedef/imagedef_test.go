@@ -120,31 +120,43 @@ func TestDefaults(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for name, tc := range map[string]struct{ data, want string }{
-		"empty":             {"", file + ": empty image definition"},
-		"comments only":     {"# nothing\n\n", file + ": empty image definition"},
-		"not a mapping":     {"- a\n- b\n", file + ":1: want a mapping"},
-		"syntax":            {"name: [alpine\n", file + ":1:"},
-		"second document":   {valid + "---\nname: x\n", file + ":23: a second YAML document"},
-		"unknown key":       {valid + "extra: 1\n", file + `:22: unknown field "extra"`},
-		"unknown nested":    {edit(t, "  strip_setuid: true\n", "  strip_setuid: true\n  strip_suid: true\n"), file + `:21: unknown field "strip_suid"`},
-		"duplicate key":     {valid + "libc: glibc\n", file + `:22: mapping key "libc" already defined`},
-		"anchor":            {edit(t, "name: alpine-3.21", "name: &n alpine-3.21"), file + ":1: YAML anchors"},
-		"bool type":         {edit(t, "strip_setuid: true", "strip_setuid: yes"), file + `:20: hardening.strip_setuid: "yes" is not true or false`},
-		"list type":         {edit(t, "libc: musl", "libc: [musl]"), file + ":3: libc: a list is not a string"},
-		"mapping type":      {edit(t, "user:\n  uid: 65532\n  gid: 65532\n  name: nonroot\n", "user: 3\n"), file + ":15: int was used where mapping is expected"},
-		"missing name":      {edit(t, "name: alpine-3.21\n", ""), file + ": name is missing"},
-		"name mismatch":     {edit(t, "name: alpine-3.21", "name: alpine-3.22"), file + `:1: name "alpine-3.22": want "alpine-3.21", the file's name`},
-		"name syntax":       {edit(t, "name: alpine-3.21", "name: Alpine"), file + `:1: name "Alpine": want lower-case`},
-		"base no registry":  {edit(t, "base: docker.io/library/alpine:3.21", "base: alpine:3.21"), file + `:2: base "alpine:3.21": want a full tag reference`},
-		"base no library":   {edit(t, "base: docker.io/library/alpine:3.21", "base: docker.io/alpine:3.21"), file + `:2: base "docker.io/alpine:3.21": want a full tag reference`},
-		"base no tag":       {edit(t, "base: docker.io/library/alpine:3.21", "base: docker.io/library/alpine"), file + `:2: base "docker.io/library/alpine": want a full tag`},
-		"base digest":       {edit(t, "alpine:3.21\n", "alpine:3.21@sha256:"+strings.Repeat("a", 64)+"\n"), file + ":2: base " + `"docker.io/library/alpine:3.21@sha256:` + strings.Repeat("a", 64) + `": want a tag reference; a digest goes in base_digest`},
-		"base_digest":       {edit(t, "libc: musl", "base_digest: sha256:abc\nlibc: musl"), file + `:3: base_digest "sha256:abc": want sha256: and 64`},
-		"libc":              {edit(t, "libc: musl", "libc: muscl"), file + `:3: libc "muscl": want musl or glibc`},
-		"libc missing":      {edit(t, "libc: musl\n", ""), file + ": libc is missing: want musl or glibc"},
-		"toolchain empty":   {edit(t, "toolchain: apk add --no-cache build-base", `toolchain: ""`), file + ":4: toolchain is missing, e.g. toolchain: apk add"},
-		"toolchain lines":   {edit(t, "toolchain: apk add --no-cache build-base", "toolchain: |\n  apk add\n  gcc"), file + `:4: toolchain "apk add\ngcc\n": want a single line`},
-		"distro_sqlite":     {edit(t, "distro_sqlite: 3.48.0-r4", "distro_sqlite: 3.4a-r4"), file + `:5: distro_sqlite "3.4a-r4": want the distro's package version`},
+		"empty":            {"", file + ": empty image definition"},
+		"comments only":    {"# nothing\n\n", file + ": empty image definition"},
+		"not a mapping":    {"- a\n- b\n", file + ":1: want a mapping"},
+		"syntax":           {"name: [alpine\n", file + ":1:"},
+		"second document":  {valid + "---\nname: x\n", file + ":23: a second YAML document"},
+		"unknown key":      {valid + "extra: 1\n", file + `:22: unknown field "extra"`},
+		"unknown nested":   {edit(t, "  strip_setuid: true\n", "  strip_setuid: true\n  strip_suid: true\n"), file + `:21: unknown field "strip_suid"`},
+		"duplicate key":    {valid + "libc: glibc\n", file + `:22: mapping key "libc" already defined`},
+		"anchor":           {edit(t, "name: alpine-3.21", "name: &n alpine-3.21"), file + ":1: YAML anchors"},
+		"bool type":        {edit(t, "strip_setuid: true", "strip_setuid: yes"), file + `:20: hardening.strip_setuid: "yes" is not true or false`},
+		"list type":        {edit(t, "libc: musl", "libc: [musl]"), file + ":3: libc: a list is not a string"},
+		"mapping type":     {edit(t, "user:\n  uid: 65532\n  gid: 65532\n  name: nonroot\n", "user: 3\n"), file + ":15: int was used where mapping is expected"},
+		"missing name":     {edit(t, "name: alpine-3.21\n", ""), file + ": name is missing"},
+		"name mismatch":    {edit(t, "name: alpine-3.21", "name: alpine-3.22"), file + `:1: name "alpine-3.22": want "alpine-3.21", the file's name`},
+		"name syntax":      {edit(t, "name: alpine-3.21", "name: Alpine"), file + `:1: name "Alpine": want lower-case`},
+		"base no registry": {edit(t, "base: docker.io/library/alpine:3.21", "base: alpine:3.21"), file + `:2: base "alpine:3.21": want a full tag reference`},
+		"base no library":  {edit(t, "base: docker.io/library/alpine:3.21", "base: docker.io/alpine:3.21"), file + `:2: base "docker.io/alpine:3.21": want a full tag reference`},
+		"base no tag":      {edit(t, "base: docker.io/library/alpine:3.21", "base: docker.io/library/alpine"), file + `:2: base "docker.io/library/alpine": want a full tag`},
+		"base digest":      {edit(t, "alpine:3.21\n", "alpine:3.21@sha256:"+strings.Repeat("a", 64)+"\n"), file + ":2: base " + `"docker.io/library/alpine:3.21@sha256:` + strings.Repeat("a", 64) + `": want a tag reference; a digest goes in base_digest`},
+		"base_digest":      {edit(t, "libc: musl", "base_digest: sha256:abc\nlibc: musl"), file + `:3: base_digest "sha256:abc": want sha256: and 64`},
+		"libc":             {edit(t, "libc: musl", "libc: muscl"), file + `:3: libc "muscl": want musl or glibc`},
+		"libc missing":     {edit(t, "libc: musl\n", ""), file + ": libc is missing: want musl or glibc"},
+		"toolchain empty":  {edit(t, "toolchain: apk add --no-cache build-base", `toolchain: ""`), file + ":4: toolchain is missing, e.g. toolchain: apk add"},
+		"toolchain lines":  {edit(t, "toolchain: apk add --no-cache build-base", "toolchain: |\n  apk add\n  gcc"), file + `:4: toolchain "apk add\ngcc\n": want a single line`},
+		"distro_sqlite":    {edit(t, "distro_sqlite: 3.48.0-r4", "distro_sqlite: 3.4a-r4"), file + `:5: distro_sqlite "3.4a-r4": want the distro's package version`},
+		"distro_package alone": {edit(t, "distro_sqlite: 3.48.0-r4\n", "distro_sqlite: 3.48.0-r4\ndistro_package: sqlite-libs\n"),
+			file + ":6: distro_package without distro_repository; give both, e.g.\ndistro_package: sqlite-libs\ndistro_repository: https://dl-cdn.alpinelinux.org/alpine/v3.21/main"},
+		"distro_repository alone": {edit(t, "distro_sqlite: 3.48.0-r4\n", "distro_sqlite: 3.48.0-r4\ndistro_repository: https://dl-cdn.alpinelinux.org/alpine/v3.21/main\n"),
+			file + ":6: distro_repository without distro_package"},
+		"distro_package no version": {edit(t, "distro_sqlite: 3.48.0-r4\n", "distro_package: sqlite-libs\ndistro_repository: https://dl-cdn.alpinelinux.org/alpine/v3.21/main\n"),
+			file + ":5: distro_package sqlite-libs without distro_sqlite"},
+		"distro_package name": {edit(t, "distro_sqlite: 3.48.0-r4\n", "distro_sqlite: 3.48.0-r4\ndistro_package: sqlite libs\ndistro_repository: https://dl-cdn.alpinelinux.org/alpine/v3.21/main\n"),
+			file + `:6: distro_package "sqlite libs": want a package name`},
+		"distro_repository http": {edit(t, "distro_sqlite: 3.48.0-r4\n", "distro_sqlite: 3.48.0-r4\ndistro_package: sqlite-libs\ndistro_repository: http://dl-cdn.alpinelinux.org/alpine/v3.21/main\n"),
+			file + `:7: distro_repository "http://dl-cdn.alpinelinux.org/alpine/v3.21/main": want an https URL`},
+		"distro_repository debian": {strings.Replace(edit(t, "distro_sqlite: 3.48.0-r4\n", "distro_sqlite: 3.46.1-7\ndistro_package: libsqlite3-0\ndistro_repository: https://deb.debian.org/debian\n"), "libc: musl", "libc: glibc", 1),
+			file + `:7: distro_repository "https://deb.debian.org/debian": want <archive>/dists/<suite>/<component>`},
 		"sqlite missing":    {edit(t, "sqlite: 3.51.3\n", ""), file + ": sqlite is missing, e.g. sqlite: 3.51.3"},
 		"sqlite syntax":     {edit(t, "sqlite: 3.51.3", "sqlite: 3.x"), file + `:6: sqlite: SQLite version "3.x"`},
 		"sqlite vulnerable": {edit(t, "sqlite: 3.51.3", "sqlite: 3.51.2"), file + ":6: sqlite 3.51.2: SQLite 3.51.2 is affected by the WAL-reset bug"},
@@ -263,7 +275,7 @@ func TestEmbedded(t *testing.T) {
 	for n, want := range map[string]struct{ base, libc, distro string }{
 		"alpine-3.22":            {"docker.io/library/alpine:3.22", "musl", "3.49.2-r1"},
 		"python-3.13-alpine3.21": {"docker.io/library/python:3.13-alpine3.21", "musl", "3.48.0-r4"},
-		"debian-13":              {"docker.io/library/debian:13", "glibc", "3.46.1"},
+		"debian-13":              {"docker.io/library/debian:13", "glibc", "3.46.1-7+deb13u2"},
 	} {
 		d, err := imagedef.Embedded(n)
 		if err != nil || d.Base != want.base || d.Libc != want.libc || d.DistroSQLite != want.distro {
@@ -356,4 +368,55 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every shipped definition names the distribution package its downstream
+// check fetches, and the SQLite a build makes is decided by Version alone.
+func TestDistroPackageAndVersion(t *testing.T) {
+	for _, n := range imagedef.EmbeddedNames() {
+		d, err := imagedef.Embedded(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.DistroSQLite == "" || d.DistroPackage == "" || !strings.HasPrefix(d.DistroRepository, "https://") {
+			t.Errorf("%s: distro_sqlite %q, distro_package %q, distro_repository %q; want all three", d.File, d.DistroSQLite, d.DistroPackage, d.DistroRepository)
+		}
+		if v, err := d.Version(""); err != nil || v != d.SQLite {
+			t.Errorf("%s: Version(\"\") = %s, %v; want the definition's %s", d.File, v, err, d.SQLite)
+		}
+	}
+	d, _ := imagedef.Embedded(imagedef.DefaultName)
+	if v, err := d.Version("3.53.4"); err != nil || v.String() != "3.53.4" {
+		t.Errorf("Version(3.53.4) = %s, %v", v, err)
+	}
+	if _, err := d.Version("three"); err == nil || !strings.Contains(err.Error(), `sqlite "three"`) {
+		t.Errorf("Version(three) = %v, want an error naming it", err)
+	}
+}
+
+// accept_advisories: each entry names a known advisory once, with a reason;
+// errors name the line.
+func TestAcceptAdvisories(t *testing.T) {
+	accept := "accept_advisories:\n  - id: CVE-2026-11822\n    reason: FTS5 is needed for a drop-in library\n  - id: CVE-2026-119374\n    reason: |\n      fixed only in 3.54.0,\n      which is not verifiable offline\n"
+	d, err := imagedef.Parse(file, []byte(valid+accept))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.AcceptAdvisories) != 2 || d.AcceptAdvisories[0].ID != "CVE-2026-11822" || d.AcceptAdvisories[0].Reason != "FTS5 is needed for a drop-in library" ||
+		d.AcceptAdvisories[1].Reason != "fixed only in 3.54.0,\nwhich is not verifiable offline" {
+		t.Errorf("AcceptAdvisories = %+v", d.AcceptAdvisories)
+	}
+	for name, tc := range map[string]struct{ data, want string }{
+		"no reason":   {"accept_advisories:\n  - id: CVE-2026-11822\n", file + ":23: accept_advisories[0] (CVE-2026-11822): reason is missing"},
+		"blank":       {"accept_advisories:\n  - id: CVE-2026-11822\n    reason: \"  \"\n", file + ":23: accept_advisories[0] (CVE-2026-11822): reason is missing"},
+		"bad id":      {"accept_advisories:\n  - id: cve-1\n    reason: r\n", file + `:23: accept_advisories[0]: id "cve-1"`},
+		"unknown id":  {"accept_advisories:\n  - id: CVE-2020-12345\n    reason: r\n", file + ":23: accept_advisories[0]: CVE-2020-12345 is not in sqlite-advisories.yaml"},
+		"twice":       {"accept_advisories:\n  - id: CVE-2026-11822\n    reason: r\n  - id: CVE-2026-11822\n    reason: s\n", file + ":25: accept_advisories[1]: CVE-2026-11822 is accepted twice"},
+		"unknown key": {"accept_advisories:\n  - id: CVE-2026-11822\n    reason: r\n    until: 2027\n", file + `:25: unknown field "until"`},
+		"not a list":  {"accept_advisories: CVE-2026-11822\n", file + ":22:"},
+	} {
+		if _, err := imagedef.Parse(file, []byte(valid+tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Parse = %v, want %q", name, err, tc.want)
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/sqlite-graft/sqlite-graft/internal/childenv"
 	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
 )
@@ -39,9 +40,10 @@ func ParseLibc(s string) (Libc, error) {
 
 // Executor is the local recipe.Executor.
 type Executor struct {
-	libc Libc
-	cc   string
-	log  logrus.FieldLogger
+	libc        Libc
+	cc          string
+	log         logrus.FieldLogger
+	stepTimeout time.Duration
 }
 
 type Option func(*Executor)
@@ -49,11 +51,27 @@ type Option func(*Executor)
 // WithCC overrides the compiler command.
 func WithCC(cc string) Option { return func(e *Executor) { e.cc = cc } }
 
+// DefaultStepTimeout bounds one compile step (sqlite3.c takes about 35s on
+// a 2-core machine).
+const DefaultStepTimeout = 30 * time.Minute
+
+// queryTimeout bounds asking the toolchain who it is.
+const queryTimeout = time.Minute
+
+// WithStepTimeout bounds each compile step; d <= 0 means DefaultStepTimeout.
+func WithStepTimeout(d time.Duration) Option {
+	return func(e *Executor) {
+		if d > 0 {
+			e.stepTimeout = d
+		}
+	}
+}
+
 func WithLogger(l logrus.FieldLogger) Option { return func(e *Executor) { e.log = l } }
 
 // New returns an executor for libc.
 func New(libc Libc, opts ...Option) *Executor {
-	e := &Executor{libc: libc, cc: "cc", log: logrus.StandardLogger()}
+	e := &Executor{libc: libc, cc: "cc", log: logrus.StandardLogger(), stepTimeout: DefaultStepTimeout}
 	if libc == Musl {
 		e.cc = "musl-gcc"
 	}
@@ -76,11 +94,13 @@ func (e *Executor) Toolchain(ctx context.Context) (string, error) {
 		}
 		return "", fmt.Errorf("C compiler %s not found%s: %w", e.cc, hint, err)
 	}
-	ver, err := exec.CommandContext(ctx, path, "--version").Output()
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	ver, err := childenv.Command(ctx, path, "--version").Output()
 	if err != nil {
 		return "", fmt.Errorf("%s --version: %w", e.cc, err)
 	}
-	machine, err := exec.CommandContext(ctx, path, "-dumpmachine").Output()
+	machine, err := childenv.Command(ctx, path, "-dumpmachine").Output()
 	if err != nil {
 		return "", fmt.Errorf("%s -dumpmachine: %w", e.cc, err)
 	}
@@ -97,7 +117,7 @@ func muslVersion(ctx context.Context) string {
 	if len(matches) == 0 {
 		return "(loader not found)"
 	}
-	out, _ := exec.CommandContext(ctx, matches[0]).CombinedOutput() // exits 1 by design
+	out, _ := childenv.Command(ctx, matches[0]).CombinedOutput() // exits 1 by design
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, "Version ") {
 			return strings.TrimPrefix(l, "Version ")
@@ -134,7 +154,13 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 			}
 		}
 	}
-	if err := e.run(ctx, plan, work); err != nil {
+	// The compiler's temporary files go into the work directory, which is
+	// removed whatever happens.
+	tmp := filepath.Join(work, ".tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := e.run(ctx, plan, work, tmp); err != nil {
 		return err
 	}
 	return fsutil.Install(work, out, plan.Products)
@@ -142,7 +168,7 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 
 // run executes the steps as a DAG: each starts when the steps it comes after
 // are done; the first failure cancels the rest.
-func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir string) error {
+func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir, tmp string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := map[string]chan struct{}{}
@@ -165,7 +191,7 @@ func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir string) error 
 			if ctx.Err() != nil {
 				return
 			}
-			if err := e.step(ctx, s, dir); err != nil {
+			if err := e.step(ctx, s, dir, tmp); err != nil {
 				cancel(err)
 			}
 		}()
@@ -177,18 +203,23 @@ func (e *Executor) run(ctx context.Context, plan recipe.Plan, dir string) error 
 	return ctx.Err()
 }
 
-func (e *Executor) step(ctx context.Context, s recipe.Step, dir string) error {
+func (e *Executor) step(ctx context.Context, s recipe.Step, dir, tmp string) error {
 	start := time.Now()
 	log := e.log.WithField("step", s.Name)
 	log.Infof("compiling: %s", strings.Join(s.Argv, " "))
-	cmd := exec.CommandContext(ctx, s.Argv[0], s.Argv[1:]...)
-	cmd.Dir = dir
+	stepCtx, cancel := context.WithTimeout(ctx, e.stepTimeout)
+	defer cancel()
+	cmd := childenv.Command(stepCtx, s.Argv[0], s.Argv[1:]...)
+	cmd.Dir, cmd.Env = dir, childenv.Env("TMPDIR="+tmp)
 	var stderr bytes.Buffer
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if stepCtx.Err() != nil {
+			return fmt.Errorf("compile step %s: no result within %s (timed out; killed): %s", s.Name, e.stepTimeout, strings.Join(s.Argv, " "))
 		}
 		return fmt.Errorf("compile step %s failed (%v): %s\n%s", s.Name, err, strings.Join(s.Argv, " "), tail(stderr.String(), 2000))
 	}

@@ -65,6 +65,13 @@ type Patch struct {
 	SHA3 string
 }
 
+// CheckPackage is a package the image check used.
+type CheckPackage struct {
+	Name, Version string
+	URI           string // where it came from
+	SHA256        string // hex
+}
+
 // Input is what the statement records.
 type Input struct {
 	Subjects  []Subject // the image (index) and, for a multi-arch build, each platform's image
@@ -86,8 +93,21 @@ type Input struct {
 	// marshal to JSON; it is carried through encoding/json first.
 	Recipe any
 
+	// DownstreamCheck says how the downstream image check ran
+	// (externalParameters.downstream_check; "" leaves it out), e.g.
+	// "skipped: --skip-downstream-check"; CheckPackages are the
+	// distribution packages it used, never part of the image
+	// (resolvedDependencies "check:<name>").
+	DownstreamCheck string
+	CheckPackages   []CheckPackage
+
 	Toolchain   string // compiler identity (internalParameters.toolchain)
 	ToolVersion string // sqlite-graft version (runDetails.builder.version)
+	// InputsFingerprint is the build's fingerprint of everything it
+	// resolved (sha256:..., internalParameters.inputs_fingerprint): a later
+	// run that finds an image under its tags trusts it as a build of the
+	// same inputs only when a provenance referrer of it says so.
+	InputsFingerprint string
 
 	Started, Finished time.Time // SOURCE_DATE_EPOCH-based; zero leaves them out
 }
@@ -179,7 +199,19 @@ func Build(in Input) (*intoto.Statement, error) {
 		patchNames = append(patchNames, p.Name)
 	}
 
+	for _, p := range in.CheckPackages {
+		d, err := hexDigest("check package "+p.Name, p.SHA256, 64)
+		if err != nil {
+			return nil, err
+		}
+		ann, _ := structpb.NewStruct(map[string]any{"version": p.Version, "use": "the downstream image check only; not in the image"})
+		deps = append(deps, &intoto.ResourceDescriptor{Name: "check:" + p.Name, Uri: p.URI, Digest: map[string]string{SHA256: d}, Annotations: ann})
+	}
+
 	ext := map[string]any{"base": in.Base}
+	if in.DownstreamCheck != "" {
+		ext["downstream_check"] = in.DownstreamCheck
+	}
 	if in.Image != "" {
 		ext["image"] = in.Image
 	}
@@ -214,8 +246,18 @@ func Build(in Input) (*intoto.Statement, error) {
 		ExternalParameters:   extStruct,
 		ResolvedDependencies: deps,
 	}
+	internal := map[string]any{}
 	if in.Toolchain != "" {
-		if def.InternalParameters, err = structpb.NewStruct(map[string]any{"toolchain": in.Toolchain}); err != nil {
+		internal["toolchain"] = in.Toolchain
+	}
+	if in.InputsFingerprint != "" {
+		if _, err := sha256Digest("inputs fingerprint", in.InputsFingerprint); err != nil {
+			return nil, err
+		}
+		internal[inputsFingerprintKey] = in.InputsFingerprint
+	}
+	if len(internal) > 0 {
+		if def.InternalParameters, err = structpb.NewStruct(internal); err != nil {
 			return nil, err
 		}
 	}
@@ -255,6 +297,15 @@ func Build(in Input) (*intoto.Statement, error) {
 		return nil, fmt.Errorf("provenance: statement: %w", err)
 	}
 	return st, nil
+}
+
+const inputsFingerprintKey = "inputs_fingerprint"
+
+// InputsFingerprint is the inputs fingerprint a statement's predicate
+// records ("" : none).
+func InputsFingerprint(pred *slsa.Provenance) string {
+	v, _ := pred.GetBuildDefinition().GetInternalParameters().AsMap()[inputsFingerprintKey].(string)
+	return v
 }
 
 // Statement is the statement as JSON: protojson's field names, keys sorted,
@@ -299,6 +350,11 @@ func Parse(data []byte) (*intoto.Statement, *slsa.Provenance, error) {
 	}
 	if err := st.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("provenance: statement: %w", err)
+	}
+	// in-toto/attestation v1.2.0's Validate also accepts the older v0.1
+	// statement type; this package writes and reads v1 only.
+	if st.GetType() != intoto.StatementTypeUri {
+		return nil, nil, fmt.Errorf("provenance: _type %q, want %q", st.GetType(), intoto.StatementTypeUri)
 	}
 	if st.GetPredicateType() != PredicateType {
 		return nil, nil, fmt.Errorf("provenance: predicateType %q, want %q", st.GetPredicateType(), PredicateType)

@@ -42,10 +42,11 @@ func input() Input {
 		Recipe: map[string]any{"steps": []step{
 			{Name: "lib", Argv: []string{"cc", "-O2", "-DSQLITE_ENABLE_FTS5", "-shared", "-o", "libsqlite3.so.0", "sqlite3.c"}},
 		}},
-		Toolchain:   "gcc (Debian 14.2.0-19) 14.2.0",
-		ToolVersion: "0.3.0",
-		Started:     when,
-		Finished:    when,
+		Toolchain:         "gcc (Debian 14.2.0-19) 14.2.0",
+		ToolVersion:       "0.3.0",
+		InputsFingerprint: "sha256:" + strings.Repeat("ab", 32),
+		Started:           when,
+		Finished:          when,
 	}
 }
 
@@ -77,6 +78,9 @@ func TestStatementRoundTrip(t *testing.T) {
 	argv := steps[0].(map[string]any)["argv"].([]any)
 	if len(argv) != 7 || argv[2] != "-DSQLITE_ENABLE_FTS5" {
 		t.Errorf("recipe argv = %v", argv)
+	}
+	if fp := InputsFingerprint(pred); fp != "sha256:"+strings.Repeat("ab", 32) {
+		t.Errorf("InputsFingerprint = %q, want sha256:abab...", fp)
 	}
 	if tc := def.GetInternalParameters().AsMap()["toolchain"]; tc != "gcc (Debian 14.2.0-19) 14.2.0" {
 		t.Errorf("toolchain = %v", tc)
@@ -157,7 +161,7 @@ func TestOptional(t *testing.T) {
 	in.ArchiveSHA3 = ""
 	in.Started, in.Finished = time.Time{}, time.Time{}
 	in.Recipe = nil
-	in.Toolchain = ""
+	in.Toolchain, in.InputsFingerprint = "", ""
 	in.ToolVersion = ""
 	in.BuildType = "https://example.test/build/v9"
 	data, err := Statement(in)
@@ -175,7 +179,7 @@ func TestOptional(t *testing.T) {
 		t.Error("build type not taken")
 	}
 	if pred.GetBuildDefinition().GetInternalParameters() != nil {
-		t.Error("internal parameters without a toolchain")
+		t.Error("internal parameters without a toolchain or a fingerprint")
 	}
 }
 
@@ -215,5 +219,40 @@ func TestParseRejects(t *testing.T) {
 		if _, _, err := Parse([]byte(data)); err == nil {
 			t.Errorf("%s: Parse accepted it", name)
 		}
+	}
+}
+
+// The downstream check is recorded: how it ran, and the package it used as
+// a dependency of the build that is not part of the image.
+func TestDownstreamCheck(t *testing.T) {
+	in := input()
+	in.DownstreamCheck = "with sqlite-libs 3.48.0-r4 added to a throwaway copy of the image"
+	in.CheckPackages = []CheckPackage{{Name: "sqlite-libs", Version: "3.48.0-r4",
+		URI: "https://dl-cdn.alpinelinux.org/alpine/v3.21/main/x86_64/sqlite-libs-3.48.0-r4.apk", SHA256: strings.Repeat("ab", 32)}}
+	data, err := Statement(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pred, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := pred.GetBuildDefinition()
+	if got := def.GetExternalParameters().GetFields()["downstream_check"].GetStringValue(); got != in.DownstreamCheck {
+		t.Errorf("externalParameters.downstream_check = %q, want %q", got, in.DownstreamCheck)
+	}
+	var found bool
+	for _, d := range def.GetResolvedDependencies() {
+		if d.GetName() == "check:sqlite-libs" {
+			found = d.GetDigest()[SHA256] == in.CheckPackages[0].SHA256 && d.GetUri() == in.CheckPackages[0].URI &&
+				strings.Contains(d.GetAnnotations().GetFields()["use"].GetStringValue(), "not in the image")
+		}
+	}
+	if !found {
+		t.Errorf("no resolved dependency check:sqlite-libs with its URI, SHA-256 and use:\n%s", data)
+	}
+	in.CheckPackages[0].SHA256 = "abc"
+	if _, err := Statement(in); err == nil {
+		t.Error("Statement(check package with a bad SHA-256) = nil error")
 	}
 }

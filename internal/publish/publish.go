@@ -50,6 +50,29 @@ type Result struct {
 	Tarball string `json:"tarball,omitempty"`
 	// Stats counts what went over the wire during Push.
 	Stats Stats `json:"stats"`
+	// Checks says how each platform's image was checked before anything was
+	// written (set by the build; empty when nothing was built).
+	Checks []Check `json:"checks,omitempty"`
+}
+
+// Check records how one platform's image was checked: what the graft was
+// compared with, and the downstream check — a throwaway copy of the image
+// with the distribution's SQLite package added — with the package it used,
+// or why it did not run (an opt-out is recorded, never silent).
+type Check struct {
+	Platform   string        `json:"platform"`
+	Baseline   string        `json:"baseline"`   // base, none, or not run
+	Downstream string        `json:"downstream"` // in words: "sqlite-libs 3.48.0-r4", "not needed: ...", "skipped: ..."
+	Package    *CheckPackage `json:"package,omitempty"`
+}
+
+// CheckPackage is a distribution package used by the check only.
+type CheckPackage struct {
+	Name     string   `json:"name"`
+	Version  string   `json:"version"`
+	Origin   string   `json:"origin"` // URL or file
+	SHA256   string   `json:"sha256"`
+	Verified []string `json:"verified"`
 }
 
 // Stats counts the traffic of a Push, measured on the HTTP transport.

@@ -104,7 +104,10 @@ func WithGate(gate func(context.Context) error) Option {
 
 // WithAttach runs attach after the push by digest and before any tag is
 // written (e.g. SBOM and provenance referrers), with the push's own registry
-// options (auth, transport); its error leaves no tag behind.
+// options (auth, transport); its error leaves no tag behind. When the
+// registry already has the digest under every tag, attach still runs (it
+// must write nothing when the referrers are there): it repairs referrers
+// that went missing.
 func WithAttach(attach func(ctx context.Context, ref name.Digest, opts []remote.Option) error) Option {
 	return func(o *options) { o.attach = attach }
 }
@@ -112,33 +115,6 @@ func WithAttach(attach func(ctx context.Context, ref name.Digest, opts []remote.
 func WithUserAgent(ua string) Option {
 	return func(o *options) { o.userAgent = ua }
 }
-
-// CredentialsError is returned when the registry answers 401 or 403: the credentials were
-// rejected, missing, or do not allow the push. It never carries the secret.
-type CredentialsError struct {
-	Registry   string
-	Repository string
-	// User is the user name that was tried; empty when no credentials were found.
-	User       string
-	StatusCode int
-	Err        error
-}
-
-func (e *CredentialsError) Error() string {
-	status := fmt.Sprintf("HTTP %d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	switch {
-	case e.User == "":
-		return fmt.Sprintf("registry %s refused anonymous access to %s (%s): no credentials were found for it; log in (docker/podman config) or give a username and a password source: %v",
-			e.Registry, e.Repository, status, e.Err)
-	case e.StatusCode == http.StatusForbidden:
-		return fmt.Sprintf("registry %s rejected the credentials of user %q for %s (%s): wrong credentials, or no permission to push there: %v",
-			e.Registry, e.User, e.Repository, status, e.Err)
-	default:
-		return fmt.Sprintf("registry %s rejected the credentials of user %q (%s): %v", e.Registry, e.User, status, e.Err)
-	}
-}
-
-func (e *CredentialsError) Unwrap() error { return e.Err }
 
 // TagError is returned when the image was pushed by digest but writing a tag failed. Written
 // lists the tags (full references) written before the failure.
@@ -222,14 +198,19 @@ func Push(ctx context.Context, repo name.Repository, a Artifact, tags []string, 
 	if user == "" && (cfg.IdentityToken != "" || cfg.RegistryToken != "" || cfg.Auth != "") {
 		user = "(token)"
 	}
+	source := ""
+	if d, ok := auth.(interface{ CredentialsSource() string }); ok {
+		source = d.CredentialsSource()
+	}
 
 	ct := &countingTransport{inner: o.transport}
 	p := &pusher{
-		o:     o,
-		repo:  repo,
-		user:  user,
-		scrub: scrubber(secrets(cfg)),
-		ct:    ct,
+		o:      o,
+		repo:   repo,
+		user:   user,
+		source: source,
+		scrub:  scrubber(secrets(cfg)),
+		ct:     ct,
 		log: o.log.WithFields(logrus.Fields{
 			"repository": repo.Name(),
 			"digest":     digest.String(),
@@ -285,6 +266,15 @@ func Push(ctx context.Context, repo name.Repository, a Artifact, tags []string, 
 		unchanged = unchanged && ok
 	}
 	if unchanged {
+		// The referrers may be missing (a run that died after tagging, a
+		// registry that lost them): attaching is idempotent and writes
+		// nothing when they are there.
+		if p.o.attach != nil {
+			err := p.retry(ctx, "attach to "+dref.Name(), func() error { return p.o.attach(ctx, dref, p.ropts) })
+			if err != nil {
+				return nil, p.scrub.err(fmt.Errorf("attach to %s: %w", dref.Name(), err))
+			}
+		}
 		res.Unchanged = true
 		res.Stats = p.stats()
 		p.log.WithField("tags", res.Tags).Info("unchanged: the registry already has this digest under every tag; nothing pushed")
@@ -341,6 +331,7 @@ type pusher struct {
 	o       *options
 	repo    name.Repository
 	user    string
+	source  string // where the credentials came from, for errors
 	scrub   scrubber
 	ct      *countingTransport
 	log     logrus.FieldLogger
@@ -486,6 +477,7 @@ func (p *pusher) classify(err error) error {
 			Registry:   p.repo.RegistryStr(),
 			Repository: p.repo.Name(),
 			User:       p.user,
+			Source:     p.source,
 			StatusCode: te.StatusCode,
 			Err:        err,
 		}

@@ -363,7 +363,7 @@ func TestPushWrongCredentialsInMemory(t *testing.T) {
 		t.Fatalf("error %v, want a CredentialsError", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{m.host, "rejected the credentials", `"ci"`} {
+	for _, want := range []string{m.host, "refused the credentials", `"ci"`} {
 		if !strings.Contains(msg, want) {
 			t.Fatalf("error %q does not say %q", msg, want)
 		}

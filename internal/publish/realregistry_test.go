@@ -91,7 +91,7 @@ func TestRealWrongCredentialsTLS(t *testing.T) {
 	}
 	t.Logf("error: %v", err)
 	msg := err.Error()
-	if !strings.Contains(msg, reg.Host) || !strings.Contains(msg, "rejected the credentials") {
+	if !strings.Contains(msg, reg.Host) || !strings.Contains(msg, "refused the credentials") {
 		t.Fatalf("unclear error %q", msg)
 	}
 	for _, s := range []string{good, bad} {

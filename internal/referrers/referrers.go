@@ -6,7 +6,9 @@
 // the empty descriptor (application/vnd.oci.empty.v1+json, "{}"), the one
 // layer is the document with its own media type, and subject points at the
 // image (go-containerregistry's mutate.Subject). It is pushed by digest with
-// remote.Write.
+// remote.Write. An in-toto statement (the provenance, the VEX document) also
+// carries the annotation in-toto.io/predicate-type with the statement's own
+// predicate type, which scanners read from the referrers listing.
 //
 // Registries without the referrers API (Debian's docker-registry 2.8 has
 // none) are handled by the referrers tag schema of the OCI distribution spec:
@@ -47,9 +49,19 @@ import (
 
 // Artifact types (and layer media types) of the documents sqlite-graft attaches.
 const (
-	SBOM       = "application/spdx+json"
-	Provenance = "application/vnd.in-toto+json"
+	SBOM = "application/spdx+json"
+	// InToto is an in-toto statement: the provenance and the VEX document
+	// both travel as one.
+	InToto     = "application/vnd.in-toto+json"
+	Provenance = InToto
 )
+
+// PredicateTypeAnnotation is the manifest annotation that says which
+// predicate an in-toto statement carries. Scanners read it from the
+// referrers listing to pick a statement without downloading each one (Trivy's
+// --vex oci keeps the referrers annotated with an OpenVEX predicate type and
+// skips those annotated with any other).
+const PredicateTypeAnnotation = "in-toto.io/predicate-type"
 
 // maxData bounds what Fetch reads from a registry.
 const maxData = 64 << 20
@@ -80,10 +92,42 @@ func (a Artifact) check() error {
 	return nil
 }
 
+// annotations are the manifest annotations of a: its own, plus, for an
+// in-toto statement, the predicate type read from the statement itself, so
+// that the listing can never disagree with the document.
+func (a Artifact) annotations() (map[string]string, error) {
+	ann := maps.Clone(a.Annotations)
+	mt := a.MediaType
+	if mt == "" {
+		mt = a.ArtifactType
+	}
+	if mt != InToto {
+		return ann, nil
+	}
+	var st struct {
+		PredicateType string `json:"predicateType"`
+	}
+	if err := json.Unmarshal(a.Data, &st); err != nil || st.PredicateType == "" {
+		return nil, fmt.Errorf("%s: not an in-toto statement with a predicateType (%v)", mt, err)
+	}
+	if have, ok := ann[PredicateTypeAnnotation]; ok && have != st.PredicateType {
+		return nil, fmt.Errorf("%s: annotation %s = %q, but the statement's predicateType is %q", mt, PredicateTypeAnnotation, have, st.PredicateType)
+	}
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[PredicateTypeAnnotation] = st.PredicateType
+	return ann, nil
+}
+
 // Image is the artifact manifest of a for subject, as a v1.Image that
 // remote.Write can push. The same subject and artifact give the same digest.
 func Image(subject v1.Descriptor, a Artifact) (v1.Image, error) {
 	if err := a.check(); err != nil {
+		return nil, fmt.Errorf("referrers: %w", err)
+	}
+	ann, err := a.annotations()
+	if err != nil {
 		return nil, fmt.Errorf("referrers: %w", err)
 	}
 	mt := a.MediaType
@@ -105,7 +149,7 @@ func Image(subject v1.Descriptor, a Artifact) (v1.Image, error) {
 		ArtifactType:  a.ArtifactType,
 		Config:        v1.Descriptor{MediaType: cd.MediaType, Size: cd.Size, Digest: cd.Digest},
 		Layers:        []v1.Descriptor{{MediaType: ld.MediaType, Size: ld.Size, Digest: ld.Digest}},
-		Annotations:   maps.Clone(a.Annotations),
+		Annotations:   ann,
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {

@@ -121,6 +121,18 @@ func exercise(t *testing.T, ctx context.Context, repo name.Repository, opts []re
 	if sb[0].Annotations["org.opencontainers.image.title"] != sbom.FileName {
 		t.Errorf("SBOM descriptor annotations = %v", sb[0].Annotations)
 	}
+	// The provenance statement's predicate type is in the listing, read from
+	// the statement (as Trivy's --vex oci reads it to skip non-VEX statements).
+	prov, err := Find(ctx, subject, Provenance, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := prov[0].Annotations[PredicateTypeAnnotation]; got != provenance.PredicateType {
+		t.Errorf("provenance descriptor annotation %s = %q, want %q (all: %v)", PredicateTypeAnnotation, got, provenance.PredicateType, prov[0].Annotations)
+	}
+	if _, ok := sb[0].Annotations[PredicateTypeAnnotation]; ok {
+		t.Errorf("the SBOM (not an in-toto statement) carries %s: %v", PredicateTypeAnnotation, sb[0].Annotations)
+	}
 	all, err := Find(ctx, subject, "", opts...)
 	if err != nil || len(all) != 2 {
 		t.Fatalf("Find(all) = %v, %v", all, err)
@@ -293,5 +305,43 @@ func TestImage(t *testing.T) {
 		if _, err := Image(subj, bad); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// An in-toto statement's annotation comes from the statement: a caller's
+// annotation that disagrees, or data that is no statement, is refused.
+func TestInTotoAnnotation(t *testing.T) {
+	subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: 2, Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}}
+	st := []byte(`{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://openvex.dev/ns/v0.2.0","subject":[],"predicate":{}}`)
+	img, err := Image(subject, Artifact{ArtifactType: InToto, Data: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Annotations[PredicateTypeAnnotation] != "https://openvex.dev/ns/v0.2.0" {
+		t.Errorf("annotations = %v", m.Annotations)
+	}
+	// The same annotation given by the caller is fine; another is not.
+	if _, err := Image(subject, Artifact{ArtifactType: InToto, Data: st, Annotations: map[string]string{PredicateTypeAnnotation: "https://openvex.dev/ns/v0.2.0"}}); err != nil {
+		t.Errorf("matching annotation: %v", err)
+	}
+	if _, err := Image(subject, Artifact{ArtifactType: InToto, Data: st, Annotations: map[string]string{PredicateTypeAnnotation: "https://slsa.dev/provenance/v1"}}); err == nil || !strings.Contains(err.Error(), "predicateType") {
+		t.Errorf("disagreeing annotation = %v, want an error", err)
+	}
+	for _, bad := range []string{`{}`, `[1]`, `not json`} {
+		if _, err := Image(subject, Artifact{ArtifactType: InToto, Data: []byte(bad)}); err == nil {
+			t.Errorf("in-toto artifact %q: no error", bad)
+		}
+	}
+	// Other documents are left as they are.
+	img, err = Image(subject, Artifact{ArtifactType: SBOM, Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := img.Manifest(); len(m.Annotations) != 0 {
+		t.Errorf("SBOM annotations = %v", m.Annotations)
 	}
 }

@@ -1,7 +1,10 @@
 // Package sbom writes the SPDX 2.3 document that explains what sqlite-graft put
 // into an image: the grafted SQLite (version, download location, SHA3-256 of
-// the archive and of sqlite3.c, patches, compile options, licence), the base
-// image by digest, and that the graft overrides the distro's libsqlite3.
+// the archive and of sqlite3.c, patches, compile options, licence, its purl
+// and CPE), the base image by digest, and that the graft overrides the
+// distro's libsqlite3. It describes the graft, not the whole image, and is
+// attached as a referrer under its own ArtifactType, which scanners do not
+// take for the image's SBOM.
 //
 // Scanners read the distro's package database, which still lists the
 // vulnerable distro SQLite; this document is where the truth is written down.
@@ -46,6 +49,25 @@ import (
 
 // MediaType is the media type of the JSON document (IANA registered).
 const MediaType = "application/spdx+json"
+
+// ArtifactType is the artifact type the document is attached under as an OCI
+// referrer. Not MediaType: this document describes the graft, not the whole
+// image (the base's packages are in its apk or dpkg database, and a layer
+// scan also finds language packages and binaries that no package database
+// lists), and scanners take a referrer of type application/spdx+json as the
+// image's complete SBOM — Trivy's --sbom-sources oci (SupportedSBOMArtifactTypes:
+// CycloneDX, SPDX and Sigstore bundles) then scans it instead of the layers
+// and reports fewer packages than a layer scan. Under this type no scanner
+// mistakes it for the image's SBOM; the layer inside stays MediaType, so
+// tools that fetch it by this type read plain SPDX JSON.
+const ArtifactType = "application/vnd.sqlite-graft.graft.spdx+json"
+
+// CPE is the CPE 2.3 name of a SQLite release, as NVD records SQLite's
+// vulnerabilities (vendor sqlite, product sqlite): the name matchers such as
+// Grype look up.
+func CPE(version string) string {
+	return "cpe:2.3:a:sqlite:sqlite:" + version + ":*:*:*:*:*:*:*"
+}
 
 // FileName is the conventional name of the document in the image.
 const FileName = "sbom.spdx.json"
@@ -276,6 +298,9 @@ func Document(in Input) (*v2_3.Document, error) {
 		PackageComment:        comment,
 		PackageExternalReferences: []*v2_3.PackageExternalReference{
 			purlRef(sqlitePURL(in.SQLite, in.DownloadURL)),
+			// The grafted SQLite is SQLite itself, so its CPE is true. The
+			// base gets none: a CPE for a whole image would be made up.
+			{Category: common.CategorySecurity, RefType: common.TypeSecurityCPE23Type, Locator: CPE(in.SQLite)},
 		},
 	}
 	if in.DownloadURL != "" {

@@ -104,8 +104,9 @@ func TestDocumentContent(t *testing.T) {
 		t.Errorf("supplier/originator = %+v %+v", s.PackageSupplier, s.PackageOriginator)
 	}
 	wantPURL := "pkg:generic/sqlite@3.51.3?download_url=https://sqlite.org/2026/sqlite-amalgamation-3510300.zip"
-	if r := s.PackageExternalReferences; len(r) != 1 || r[0].Locator != wantPURL || r[0].Category != "PACKAGE-MANAGER" || r[0].RefType != "purl" {
-		t.Errorf("sqlite externalRefs = %+v", r[0])
+	if r := s.PackageExternalReferences; len(r) != 2 || r[0].Locator != wantPURL || r[0].Category != "PACKAGE-MANAGER" || r[0].RefType != "purl" ||
+		r[1].Category != "SECURITY" || r[1].RefType != "cpe23Type" || r[1].Locator != "cpe:2.3:a:sqlite:sqlite:3.51.3:*:*:*:*:*:*:*" {
+		t.Errorf("sqlite externalRefs = %+v, want its purl and its CPE 2.3", r)
 	}
 	for _, d := range input().Defines {
 		if !strings.Contains(s.PackageComment, d) {
@@ -126,6 +127,15 @@ func TestDocumentContent(t *testing.T) {
 	}
 
 	b := pkg(t, doc, IDBase)
+	// The base is described by its purl and digest only: no CPE is made up
+	// for a whole image (nor for the image itself).
+	for _, p := range []*v2_3.Package{b, pkg(t, doc, IDImage)} {
+		for _, r := range p.PackageExternalReferences {
+			if r.Category == "SECURITY" || strings.HasPrefix(r.Locator, "cpe:") {
+				t.Errorf("%s carries a security reference %+v", p.PackageName, r)
+			}
+		}
+	}
 	wantBase := "pkg:oci/alpine@sha256%3A" + strings.TrimPrefix(baseDigest, "sha256:") + "?repository_url=docker.io/library/alpine&tag=3.21"
 	if b.PackageExternalReferences[0].Locator != wantBase {
 		t.Errorf("base purl = %s, want %s", b.PackageExternalReferences[0].Locator, wantBase)
@@ -313,5 +323,19 @@ func TestValidateCatches(t *testing.T) {
 		if err := Validate(doc); err == nil {
 			t.Errorf("%s: Validate passed", name)
 		}
+	}
+}
+
+// The referrer's artifact type is none that a scanner takes for the image's
+// complete SBOM: Trivy's --sbom-sources oci accepts exactly these (its
+// pkg/oci SupportedSBOMArtifactTypes), and would then skip the layer scan.
+func TestArtifactTypeIsNotAnImageSBOM(t *testing.T) {
+	for _, taken := range []string{"application/vnd.cyclonedx+json", "application/spdx+json", "application/vnd.dev.sigstore.bundle.v0.3+json"} {
+		if ArtifactType == taken {
+			t.Errorf("ArtifactType = %s, which Trivy takes for the image's SBOM", ArtifactType)
+		}
+	}
+	if !strings.HasPrefix(ArtifactType, "application/vnd.") || !strings.HasSuffix(ArtifactType, "+json") || MediaType != "application/spdx+json" {
+		t.Errorf("ArtifactType %s, MediaType %s", ArtifactType, MediaType)
 	}
 }

@@ -47,28 +47,10 @@ func Symlink(p, target string) File { return File{Path: p, Mode: fs.ModeSymlink 
 // parent directories added (0755) where not listed, owner 0:0, every mtime
 // Epoch, USTAR headers, gzip at the default level of the Go standard library.
 func Layer(files ...File) (v1.Layer, error) {
-	byPath := map[string]File{}
-	for _, f := range files {
-		if !strings.HasPrefix(f.Path, "/") || path.Clean(f.Path) != f.Path || f.Path == "/" {
-			return nil, fmt.Errorf("testbase: layer entry %q: want an absolute, clean path", f.Path)
-		}
-		if _, dup := byPath[f.Path]; dup {
-			return nil, fmt.Errorf("testbase: layer entry %s listed twice", f.Path)
-		}
-		byPath[f.Path] = f
+	byPath, paths, err := tree(files)
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range files {
-		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
-			if _, ok := byPath[d]; !ok {
-				byPath[d] = Dir(d, 0o755)
-			}
-		}
-	}
-	paths := make([]string, 0, len(byPath))
-	for p := range byPath {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
 
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
@@ -112,6 +94,34 @@ func Layer(files ...File) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(blob)), nil
 	}, tarball.WithMediaType(types.OCILayer))
+}
+
+// tree is files by path, with their parent directories (0755) added where
+// not listed, and the paths sorted.
+func tree(files []File) (map[string]File, []string, error) {
+	byPath := map[string]File{}
+	for _, f := range files {
+		if !strings.HasPrefix(f.Path, "/") || path.Clean(f.Path) != f.Path || f.Path == "/" {
+			return nil, nil, fmt.Errorf("testbase: layer entry %q: want an absolute, clean path", f.Path)
+		}
+		if _, dup := byPath[f.Path]; dup {
+			return nil, nil, fmt.Errorf("testbase: layer entry %s listed twice", f.Path)
+		}
+		byPath[f.Path] = f
+	}
+	for _, f := range files {
+		for d := path.Dir(f.Path); d != "/"; d = path.Dir(d) {
+			if _, ok := byPath[d]; !ok {
+				byPath[d] = Dir(d, 0o755)
+			}
+		}
+	}
+	paths := make([]string, 0, len(byPath))
+	for p := range byPath {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return byPath, paths, nil
 }
 
 // MustLayer is Layer that fails the test on error.

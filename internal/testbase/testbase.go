@@ -114,7 +114,14 @@ func cached(t testing.TB, key string, build func(testing.TB) (v1.Image, error)) 
 // searches /lib:/usr/local/lib:/usr/lib.
 func Musl(t testing.TB) v1.Image {
 	t.Helper()
-	return cached(t, "musl", buildMusl)
+	return cached(t, "musl", func(t testing.TB) (v1.Image, error) { return buildMusl(t, true) })
+}
+
+// MuslBare is Musl without a SQLite of its own, as the real alpine:3.21 and
+// alpine:3.22 are: no /usr/lib/libsqlite3.so.0 and no client linked to it.
+func MuslBare(t testing.TB) v1.Image {
+	t.Helper()
+	return cached(t, "musl-bare", func(t testing.TB) (v1.Image, error) { return buildMusl(t, false) })
 }
 
 // Glibc returns the Debian-like base: merged /usr (/bin, /lib, /lib64, /sbin
@@ -126,7 +133,14 @@ func Musl(t testing.TB) v1.Image {
 // ld.so.cache, /tmp 1777 and the setuid-root /usr/bin/su-demo.
 func Glibc(t testing.TB) v1.Image {
 	t.Helper()
-	return cached(t, "glibc", buildGlibc)
+	return cached(t, "glibc", func(t testing.TB) (v1.Image, error) { return buildGlibc(t, true) })
+}
+
+// GlibcBare is Glibc without a SQLite of its own, as Debian 12's minimal
+// base is: no libsqlite3.so.0 and no client linked to it.
+func GlibcBare(t testing.TB) v1.Image {
+	t.Helper()
+	return cached(t, "glibc-bare", func(t testing.TB) (v1.Image, error) { return buildGlibc(t, false) })
 }
 
 func checkArch() error {
@@ -136,39 +150,43 @@ func checkArch() error {
 	return nil
 }
 
-func buildMusl(t testing.TB) (v1.Image, error) {
+func buildMusl(t testing.TB, withSQLite bool) (v1.Image, error) {
 	if err := checkArch(); err != nil {
-		return nil, err
-	}
-	lib := testbuild.MuslBaseline(t)
-	client, err := compileClient("musl-gcc", lib)
-	if err != nil {
 		return nil, err
 	}
 	loader, _, err := hostFile(MuslLoader)
 	if err != nil {
 		return nil, err
 	}
-	libData, _, err := hostFile(lib)
-	if err != nil {
-		return nil, err
+	var client []byte
+	var sqlite []File
+	what := "no SQLite"
+	if withSQLite {
+		lib := testbuild.MuslBaseline(t)
+		if client, err = compileClient("musl-gcc", lib); err != nil {
+			return nil, err
+		}
+		libData, _, err := hostFile(lib)
+		if err != nil {
+			return nil, err
+		}
+		sqlite = []File{Regular("/usr/lib/libsqlite3.so.0.8.6", 0o755, libData), Symlink(MuslLibrary, "libsqlite3.so.0.8.6")}
+		what = "SQLite " + MuslVersion
 	}
 	files, err := commonFiles("/bin", client)
 	if err != nil {
 		return nil, err
 	}
-	files = append(files,
+	files = append(append(files, sqlite...),
 		Regular(MuslLoader, 0o755, loader),
 		Symlink("/lib/libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1"),
-		Regular("/usr/lib/libsqlite3.so.0.8.6", 0o755, libData),
-		Symlink(MuslLibrary, "libsqlite3.so.0.8.6"),
-		Dir("/usr/local/bin", 0o755), Dir("/usr/local/lib", 0o755), Dir("/usr/sbin", 0o755), Dir("/sbin", 0o755),
+		Dir("/usr/bin", 0o755), Dir("/usr/lib", 0o755), Dir("/usr/local/bin", 0o755), Dir("/usr/local/lib", 0o755), Dir("/usr/sbin", 0o755), Dir("/sbin", 0o755),
 		Regular("/etc/os-release", 0o644, []byte("NAME=\"sqlite-graft test base (musl)\"\nID=testbase-musl\n")),
 	)
-	return assemble("testbase musl: busybox, musl loader, SQLite "+MuslVersion, files)
+	return assemble("testbase musl: busybox, musl loader, "+what, files)
 }
 
-func buildGlibc(t testing.TB) (v1.Image, error) {
+func buildGlibc(t testing.TB, withSQLite bool) (v1.Image, error) {
 	if err := checkArch(); err != nil {
 		return nil, err
 	}
@@ -176,9 +194,11 @@ func buildGlibc(t testing.TB) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testbase: the host's libsqlite3 (Debian package libsqlite3-0): %w", err)
 	}
-	client, err := compileClient("cc", hostLib)
-	if err != nil {
-		return nil, err
+	var client []byte
+	if withSQLite {
+		if client, err = compileClient("cc", hostLib); err != nil {
+			return nil, err
+		}
 	}
 	files, err := commonFiles("/usr/bin", client)
 	if err != nil {
@@ -203,6 +223,16 @@ func buildGlibc(t testing.TB) (v1.Image, error) {
 		files = append(files, Regular(path.Join(glibcLibDir, n), mode.Perm(), data))
 		have[n] = true
 	}
+	// Every library SQLite (the base's, or one an application adds) and the
+	// client need must be in the image.
+	for _, f := range []string{hostLib, filepath.Join(glibcLibDir, "libm.so.6"), filepath.Join(glibcLibDir, "libc.so.6")} {
+		if err := neededIn(f, have); err != nil {
+			return nil, err
+		}
+	}
+	if !withSQLite {
+		return assemble("testbase glibc: glibc, busybox, no SQLite", files)
+	}
 	libData, _, err := hostFile(hostLib)
 	if err != nil {
 		return nil, err
@@ -211,19 +241,14 @@ func buildGlibc(t testing.TB) (v1.Image, error) {
 		Regular(path.Join(glibcLibDir, filepath.Base(hostLib)), 0o644, libData),
 		Symlink(GlibcLibrary, filepath.Base(hostLib)))
 	have["libsqlite3.so.0"] = true
-	// Every library the client and SQLite need must be in the image.
-	for _, f := range []string{hostLib, filepath.Join(glibcLibDir, "libm.so.6"), filepath.Join(glibcLibDir, "libc.so.6")} {
-		if err := neededIn(f, have); err != nil {
-			return nil, err
-		}
-	}
 	if err := neededBytesIn(client, have); err != nil {
 		return nil, err
 	}
 	return assemble("testbase glibc: glibc, busybox, SQLite "+GlibcVersion, files)
 }
 
-// commonFiles are the files both bases have; bin is where busybox goes.
+// commonFiles are the files both bases have; bin is where busybox goes;
+// client (nil: none) is the SQLite client.
 func commonFiles(bin string, client []byte) ([]File, error) {
 	bb, _, err := hostFile("/bin/busybox")
 	if err != nil {
@@ -241,7 +266,6 @@ func commonFiles(bin string, client []byte) ([]File, error) {
 	files := []File{
 		Regular(path.Join(bin, "busybox"), 0o755, bb),
 		Regular(path.Join(bin, "su-demo"), 0o755|fs.ModeSetuid, bb),
-		Regular(Client, 0o755, client),
 		Regular("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n")),
 		Regular("/etc/group", 0o644, []byte("root:x:0:root\n")),
 		Dir("/tmp", 0o777|fs.ModeSticky),
@@ -251,6 +275,9 @@ func commonFiles(bin string, client []byte) ([]File, error) {
 	}
 	for _, a := range busyboxApplets {
 		files = append(files, Symlink(path.Join(bin, a), "busybox"))
+	}
+	if client != nil {
+		files = append(files, Regular(Client, 0o755, client))
 	}
 	return files, nil
 }

@@ -2,12 +2,11 @@ package testbase_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,50 +146,37 @@ func mustDigest(t *testing.T, d digester) v1.Hash {
 	return h
 }
 
-// unpack writes the image's flattened filesystem to dir (regular files,
-// directories, symlinks; modes as in the image).
-func unpack(t *testing.T, img v1.Image, dir string) {
-	t.Helper()
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	var dirs []*tar.Header
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, h.Name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
+// The bare bases are the same without any SQLite: no libsqlite3 file, no
+// client, nothing else changed.
+func TestBareBases(t *testing.T) {
+	t.Parallel()
+	for _, b := range []struct {
+		name       string
+		full, bare func(testing.TB) v1.Image
+	}{{"musl", testbase.Musl, testbase.MuslBare}, {"glibc", testbase.Glibc, testbase.GlibcBare}} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			full, bare := entries(t, b.full(t)), entries(t, b.bare(t))
+			var gone []string
+			for p := range full {
+				if bare[p] == nil {
+					gone = append(gone, p)
+				}
 			}
-			dirs = append(dirs, h)
-		case tar.TypeSymlink:
-			if err := os.Symlink(h.Linkname, p); err != nil {
-				t.Fatal(err)
+			for p := range bare {
+				if full[p] == nil {
+					t.Errorf("%s is only in the bare base", p)
+				}
 			}
-		case tar.TypeReg:
-			var buf bytes.Buffer
-			if _, err := io.Copy(&buf, tr); err != nil {
-				t.Fatal(err)
+			sort.Strings(gone)
+			want := map[string][]string{
+				"musl":  {testbase.Client, "/usr/lib/libsqlite3.so.0", "/usr/lib/libsqlite3.so.0.8.6"},
+				"glibc": {testbase.Client, testbase.GlibcLibrary, "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6"},
+			}[b.name]
+			if !slices.Equal(gone, want) {
+				t.Errorf("files only in the full base = %v, want %v", gone, want)
 			}
-			if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(p, h.FileInfo().Mode()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for _, h := range dirs {
-		if err := os.Chmod(filepath.Join(dir, h.Name), h.FileInfo().Mode()&(fs.ModePerm|fs.ModeSticky)); err != nil {
-			t.Fatal(err)
-		}
+		})
 	}
 }
 
@@ -204,7 +190,7 @@ func TestClientRuns(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			root := t.TempDir()
-			unpack(t, b.img(t), root)
+			testbase.Unpack(t, b.img(t), root)
 			run := func(args ...string) string {
 				cmd := exec.Command(args[0], args[1:]...)
 				cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}

@@ -23,7 +23,11 @@ type APKPackage struct {
 	Version  string   `json:"version"`          // V:, e.g. 3.48.0-r4
 	Origin   string   `json:"origin,omitempty"` // o:, the source package
 	Provides []string `json:"provides,omitempty"`
-	Line     int      `json:"line"` // first line of the stanza in APKINDEX
+	// Checksum is C:, the package's identity: "Q1" and the base64 SHA-1 of
+	// the .apk's gzip'd control segment (which carries the data's hash).
+	Checksum string `json:"checksum,omitempty"`
+	Arch     string `json:"arch,omitempty"` // A:, e.g. x86_64
+	Line     int    `json:"line"`           // first line of the stanza in APKINDEX
 }
 
 // APKIndex is a parsed APKINDEX.tar.gz.
@@ -167,6 +171,10 @@ func ParseAPKIndex(name string, text []byte) ([]APKPackage, error) {
 			*field = v
 		case 'o':
 			cur.Origin = v
+		case 'C':
+			cur.Checksum = v
+		case 'A':
+			cur.Arch = v
 		case 'p':
 			cur.Provides = append(cur.Provides, strings.Fields(v)...)
 		}

@@ -22,7 +22,12 @@ type DebPackage struct {
 	Package string `json:"package"`
 	Version string `json:"version"` // e.g. 3.46.1-7, 3.40.1-2+deb12u2
 	Source  string `json:"source,omitempty"`
-	Line    int    `json:"line"` // first line of the stanza
+	// Architecture, Filename (relative to the archive's root) and SHA256 (of
+	// the .deb) say which file a download must be, and what it must hash to.
+	Architecture string `json:"architecture,omitempty"`
+	Filename     string `json:"filename,omitempty"`
+	SHA256       string `json:"sha256,omitempty"`
+	Line         int    `json:"line"` // first line of the stanza
 }
 
 // ParsePackagesXZ reads an xz-compressed Packages file.
@@ -126,6 +131,12 @@ func parsePackages(name string, r io.Reader) ([]DebPackage, error) {
 			*field = v
 		case "Source":
 			cur.Source = v
+		case "Architecture":
+			cur.Architecture = v
+		case "Filename":
+			cur.Filename = v
+		case "SHA256":
+			cur.SHA256 = v
 		}
 	}
 	if err := sc.Err(); err != nil {

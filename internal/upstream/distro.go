@@ -35,10 +35,16 @@ func (t Target) String() string { return string(t.Distro) + " " + t.Branch }
 
 // debianSuites are the Debian suites the watch knows, oldest first, with
 // the release numbers Docker Hub's debian tags use. The order is what "a
-// newer suite" means.
-var debianSuites = []struct{ name, number string }{
-	{"buster", "10"}, {"bullseye", "11"}, {"bookworm", "12"}, {"trixie", "13"}, {"forky", "14"}, {"duke", "15"},
-	{"sid", ""}, {"unstable", ""},
+// newer suite" means. released marks the stable releases a "retire: move to"
+// verdict may name: a suite is released on Debian's release day, so when
+// forky is released, mark it here.
+var debianSuites = []struct {
+	name, number string
+	released     bool
+}{
+	{"buster", "10", true}, {"bullseye", "11", true}, {"bookworm", "12", true}, {"trixie", "13", true},
+	{"forky", "14", false}, {"duke", "15", false},
+	{"testing", "", false}, {"sid", "", false}, {"unstable", "", false},
 }
 
 // baseRules map an image definition's base to the branch whose package
@@ -124,6 +130,22 @@ func CheckBranch(d Distro, branch string) error {
 		return fmt.Errorf("debian suite %q: want one of %s", branch, strings.Join(names, ", "))
 	}
 	return fmt.Errorf("unknown distribution %q", d)
+}
+
+// Stable says whether branch is a stable release of d — an Alpine vX.Y or a
+// released Debian suite — rather than a development branch (Alpine edge,
+// Debian testing or sid, a suite not released yet). Only stable releases are
+// somewhere to move a production image to.
+func Stable(d Distro, branch string) bool {
+	switch d {
+	case Alpine:
+		return alpineBranchRE.MatchString(branch)
+	case Debian:
+		if i := suiteIndex(branch); i >= 0 {
+			return debianSuites[i].released
+		}
+	}
+	return false
 }
 
 // CompareBranches orders two branches of d: -1 when a is older than b.

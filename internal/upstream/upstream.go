@@ -10,7 +10,10 @@
 //     graft" (its package is fixed);
 //   - per image definition: "keep the graft", or "retire: move to <branch>"
 //     naming the definition's own branch when its package got fixed there,
-//     else the oldest newer branch read whose package is fixed.
+//     else the oldest newer stable branch read whose package is fixed. A
+//     verdict never names a development branch (Alpine edge, Debian testing
+//     or sid): a fix that exists only there is reported as such (FixedOnlyIn)
+//     with "keep the graft".
 //
 // Debian can backport a fix in a security update without changing the
 // upstream version, so its verdicts say "by version" and name the package
@@ -52,26 +55,31 @@ type BranchStatus struct {
 	ByVersion  bool   `json:"by_version,omitempty"`
 	Assessment string `json:"assessment,omitempty"` // fixed, vulnerable, fixed by version, vulnerable by version
 	Verdict    string `json:"verdict,omitempty"`    // KeepGraft or RetireGraft
-	Error      string `json:"error,omitempty"`
+	// Stable: a stable release, not a development branch (see Stable).
+	Stable bool   `json:"stable"`
+	Error  string `json:"error,omitempty"`
 }
 
 // ImageVerdict is the judgement for one image definition.
 type ImageVerdict struct {
-	Image          string   `json:"image"`
-	File           string   `json:"file,omitempty"`
-	Base           string   `json:"base"`
-	Target         *Target  `json:"target,omitempty"`
-	Package        string   `json:"package,omitempty"`
-	PackageVersion string   `json:"package_version,omitempty"`
-	SQLite         string   `json:"sqlite,omitempty"`
-	Fixed          bool     `json:"fixed"`
-	ByVersion      bool     `json:"by_version,omitempty"`
-	Assessment     string   `json:"assessment,omitempty"`
-	Verdict        string   `json:"verdict,omitempty"` // KeepGraft or "retire: move to <branch>"
-	Retire         bool     `json:"retire"`
-	MoveTo         string   `json:"move_to,omitempty"` // the branch to rebuild on without the graft
-	Notes          []string `json:"notes,omitempty"`
-	Error          string   `json:"error,omitempty"` // no verdict: why
+	Image          string  `json:"image"`
+	File           string  `json:"file,omitempty"`
+	Base           string  `json:"base"`
+	Target         *Target `json:"target,omitempty"`
+	Package        string  `json:"package,omitempty"`
+	PackageVersion string  `json:"package_version,omitempty"`
+	SQLite         string  `json:"sqlite,omitempty"`
+	Fixed          bool    `json:"fixed"`
+	ByVersion      bool    `json:"by_version,omitempty"`
+	Assessment     string  `json:"assessment,omitempty"`
+	Verdict        string  `json:"verdict,omitempty"` // KeepGraft or "retire: move to <branch>"
+	Retire         bool    `json:"retire"`
+	MoveTo         string  `json:"move_to,omitempty"` // the branch to rebuild on without the graft
+	// FixedOnlyIn are newer development branches whose package is fixed
+	// while no stable release's is: the verdict stays KeepGraft.
+	FixedOnlyIn []string `json:"fixed_only_in,omitempty"`
+	Notes       []string `json:"notes,omitempty"`
+	Error       string   `json:"error,omitempty"` // no verdict: why
 }
 
 // Report is the watch's result.
@@ -240,7 +248,7 @@ type job struct {
 
 // readBranch reads and judges one index; errors name the location.
 func readBranch(ctx context.Context, rd *Reader, j job) BranchStatus {
-	st := BranchStatus{Target: j.t, Source: j.loc}
+	st := BranchStatus{Target: j.t, Source: j.loc, Stable: Stable(j.t.Distro, j.t.Branch)}
 	fail := func(err error) BranchStatus {
 		st.Error = fmt.Sprintf("%s: %v", j.t, err)
 		return st
@@ -293,7 +301,8 @@ func readBranch(ctx context.Context, rd *Reader, j job) BranchStatus {
 func judge(v *ImageVerdict, d *imagedef.Definition, branches []BranchStatus) error {
 	t := *v.Target
 	var own *BranchStatus
-	var newerFixed []BranchStatus
+	var newerFixed []BranchStatus // stable releases only
+	var unstableFixed []string    // development branches
 	var unread []string
 	for i := range branches {
 		b := &branches[i]
@@ -308,10 +317,13 @@ func judge(v *ImageVerdict, d *imagedef.Definition, branches []BranchStatus) err
 			unread = append(unread, b.Branch)
 			continue
 		}
-		if c == 0 {
+		switch {
+		case c == 0:
 			own = b
-		} else if b.Fixed {
+		case b.Fixed && b.Stable:
 			newerFixed = append(newerFixed, *b)
+		case b.Fixed:
+			unstableFixed = append(unstableFixed, b.Branch)
 		}
 	}
 	if len(unread) > 0 {
@@ -330,6 +342,11 @@ func judge(v *ImageVerdict, d *imagedef.Definition, branches []BranchStatus) err
 		v.Notes = append(v.Notes, fmt.Sprintf("%s says distro_sqlite: %s; the %s index has %s %s", d.File, d.DistroSQLite, t, own.Package, own.PackageVersion))
 	}
 	switch {
+	case own.Fixed && !own.Stable:
+		// An image already on a development branch whose package is fixed
+		// needs no graft, but that is no branch to recommend moving to.
+		v.Retire, v.Verdict = true, RetireGraft
+		v.Notes = append(v.Notes, fmt.Sprintf("%s is a development branch, not a stable release", t))
 	case own.Fixed:
 		v.Retire, v.MoveTo = true, own.Branch
 	case len(newerFixed) > 0:
@@ -338,17 +355,20 @@ func judge(v *ImageVerdict, d *imagedef.Definition, branches []BranchStatus) err
 		})
 		v.Retire, v.MoveTo = true, newerFixed[0].Branch
 	}
-	if v.Retire {
+	switch {
+	case v.MoveTo != "":
 		v.Verdict = RetireMoveTo + v.MoveTo
-		if v.MoveTo == "edge" {
-			v.Notes = append(v.Notes, "edge is Alpine's development branch: only it ships a fixed SQLite so far")
-		}
 		if v.MoveTo != t.Branch {
 			mv := moveStatus(branches, t.Distro, v.MoveTo)
 			v.Notes = append(v.Notes, fmt.Sprintf("%s %s ships %s %s (%s)", t.Distro, v.MoveTo, mv.Package, mv.PackageVersion, mv.Assessment))
 		}
-	} else {
+	case !v.Retire:
 		v.Verdict = KeepGraft
+		if len(unstableFixed) > 0 {
+			v.FixedOnlyIn = unstableFixed
+			v.Notes = append(v.Notes, fmt.Sprintf("a fixed SQLite exists only in %s %s, not in a stable release: keep the graft until one ships it",
+				t.Distro.Title(), strings.Join(unstableFixed, ", ")))
+		}
 	}
 	if own.ByVersion && !own.Fixed {
 		v.Notes = append(v.Notes, fmt.Sprintf("%s %s is vulnerable by version: %s may have backported the fix without changing the upstream version; check the package changelog (the graft may no longer be needed)", own.Package, own.PackageVersion, t.Distro.Title()))

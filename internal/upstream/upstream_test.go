@@ -274,3 +274,80 @@ func TestUpstreamReaderRefusesPlainHTTP(t *testing.T) {
 		t.Errorf("Read(http://example.org) = %v, want a refusal", err)
 	}
 }
+
+// A "retire: move to" verdict names stable releases only. A fix that exists
+// only in a development branch (Alpine edge, Debian testing/sid, a suite not
+// released yet) is shown as such, with "keep the graft".
+func TestUpstreamVerdictNamesStableReleasesOnly(t *testing.T) {
+	dir := t.TempDir()
+	apk := func(branch, v string) upstream.Source {
+		p := filepath.Join(dir, "alpine-"+branch)
+		if err := os.WriteFile(p, upstreamtest.APKIndexTarGz(branch, upstreamtest.AlpineBranch(v)...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return upstream.Source{Branch: branch, Location: p}
+	}
+	deb := func(suite, v string) upstream.Source {
+		p := filepath.Join(dir, "debian-"+suite)
+		if err := os.WriteFile(p, upstreamtest.XZ(upstreamtest.DebianSuite(v)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return upstream.Source{Branch: suite, Location: p}
+	}
+	alpine321, _ := imagedef.Embedded("alpine-3.21")
+	debian13, _ := imagedef.Embedded("debian-13")
+	page := writeFixtures(t).page
+	watch := func(def *imagedef.Definition, a, d []upstream.Source) *upstream.Report {
+		t.Helper()
+		r, err := upstream.Watch(context.Background(), upstream.Options{Images: []*imagedef.Definition{def}, Alpine: a, Debian: d, Downloads: page, Pins: embeddedPins(t)})
+		if err != nil || r.Failed() {
+			t.Fatal(err, r.Errors)
+		}
+		return r
+	}
+
+	// Only edge is fixed: keep the graft, and say where the fix is.
+	r := watch(alpine321, []upstream.Source{apk("v3.21", "3.48.0-r4"), apk("v3.22", "3.49.2-r1"), apk("edge", "3.53.4-r0")}, nil)
+	im := r.Images[0]
+	if im.Verdict != upstream.KeepGraft || im.Retire || im.MoveTo != "" || strings.Join(im.FixedOnlyIn, ",") != "edge" ||
+		!strings.Contains(strings.Join(im.Notes, " "), "only in Alpine edge") || r.Retire() {
+		t.Errorf("edge fixed only = %+v, want keep the graft, fixed only in edge", im)
+	}
+	if b := branch(r, "edge"); b.Stable || !b.Fixed {
+		t.Errorf("edge = %+v, want fixed and not stable", b)
+	}
+	if b := branch(r, "v3.22"); !b.Stable {
+		t.Errorf("v3.22 = %+v, want stable", b)
+	}
+	// A stable release fixed as well: move there, never to edge.
+	r = watch(alpine321, []upstream.Source{apk("v3.21", "3.48.0-r4"), apk("v3.23", "3.53.4-r0"), apk("edge", "3.53.4-r0")}, nil)
+	if im := r.Images[0]; im.Verdict != "retire: move to v3.23" || len(im.FixedOnlyIn) != 0 {
+		t.Errorf("v3.23 and edge fixed = %+v, want move to v3.23", im)
+	}
+
+	// Debian: forky (not released) and sid fixed, trixie not.
+	r = watch(debian13, nil, []upstream.Source{deb("trixie", "3.46.1-7"), deb("forky", "3.53.4-1"), deb("sid", "3.53.4-2")})
+	im = r.Images[0]
+	if im.Verdict != upstream.KeepGraft || strings.Join(im.FixedOnlyIn, ",") != "forky,sid" || !strings.Contains(strings.Join(im.Notes, " "), "only in Debian forky, sid") {
+		t.Errorf("debian-13 with only forky and sid fixed = %+v", im)
+	}
+	// testing is a development branch too.
+	r = watch(debian13, nil, []upstream.Source{deb("trixie", "3.46.1-7"), deb("testing", "3.53.4-1")})
+	if im := r.Images[0]; im.Verdict != upstream.KeepGraft || strings.Join(im.FixedOnlyIn, ",") != "testing" {
+		t.Errorf("debian-13 with testing fixed = %+v", im)
+	}
+
+	for _, tc := range []struct {
+		d      upstream.Distro
+		branch string
+		stable bool
+	}{
+		{upstream.Alpine, "v3.21", true}, {upstream.Alpine, "edge", false},
+		{upstream.Debian, "bookworm", true}, {upstream.Debian, "trixie", true}, {upstream.Debian, "forky", false},
+		{upstream.Debian, "testing", false}, {upstream.Debian, "sid", false}, {upstream.Debian, "unstable", false},
+	} {
+		if got := upstream.Stable(tc.d, tc.branch); got != tc.stable {
+			t.Errorf("Stable(%s, %s) = %v, want %v", tc.d, tc.branch, got, tc.stable)
+		}
+	}
+}

@@ -19,6 +19,9 @@ type APK struct {
 	Name, Version, Origin string
 	Provides              []string
 	Depends               []string
+	// Checksum is the C: value; "" writes a placeholder (Q1 and digits).
+	Checksum string
+	Size     int // S:, the .apk's size; 0 writes a placeholder
 }
 
 // SQLiteLibs is Alpine's sqlite-libs at version (e.g. 3.48.0-r4).
@@ -47,14 +50,21 @@ func AlpineBranch(version string) []APK {
 func APKIndexText(pkgs ...APK) []byte {
 	var b strings.Builder
 	for i, p := range pkgs {
-		fmt.Fprintf(&b, "C:Q1%027d=\n", i)
+		if p.Checksum != "" {
+			fmt.Fprintf(&b, "C:%s\n", p.Checksum)
+		} else {
+			fmt.Fprintf(&b, "C:Q1%027d=\n", i)
+		}
+		if p.Size == 0 {
+			p.Size = 1000 + i
+		}
 		if p.Name != "" {
 			fmt.Fprintf(&b, "P:%s\n", p.Name)
 		}
 		if p.Version != "" {
 			fmt.Fprintf(&b, "V:%s\n", p.Version)
 		}
-		fmt.Fprintf(&b, "A:x86_64\nS:%d\nI:%d\nT:%s package\nU:https://example.org/%s\nL:MIT\n", 1000+i, 4000+i, p.Name, p.Name)
+		fmt.Fprintf(&b, "A:x86_64\nS:%d\nI:%d\nT:%s package\nU:https://example.org/%s\nL:MIT\n", p.Size, 4000+i, p.Name, p.Name)
 		if p.Origin != "" {
 			fmt.Fprintf(&b, "o:%s\n", p.Origin)
 		}
