@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -14,6 +15,7 @@ import (
 func (a *app) checkCmd() *cobra.Command {
 	var lib, baseline, version string
 	var stress, asJSON bool
+	var tests SQLiteTestsOptions
 	st := check.DefaultStress()
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -26,14 +28,32 @@ that its compile options and exported symbols are a superset of --baseline,
 the features programs rely on, and which libsqlite3 files the process maps.
 --stress adds the bug's trigger pattern: processes and threads writing one WAL
 database while others checkpoint, then every committed row must be present and
-PRAGMA integrity_check must say ok.`,
+PRAGMA integrity_check must say ok.
+
+--sqlite-tests LEVEL runs SQLite's own Tcl tests as a release gate: the
+canonical source tree of the release (Debian's orig tarball, verified against
+the pinned SHA-256, the release's SQLITE_SOURCE_ID and every file's hash in
+the tree's manifest) is built into SQLite's testfixture with the compile
+recipe's options for --libc, and runs
+  quick      test/walrestart.test (the WAL-reset fix's regression test) and
+             the fast core WAL tests, seconds;
+  wal        every test/wal*.test but the crash, fault, thread and slow ones,
+             about a minute or two on 2 cores;
+  veryquick  SQLite's veryquick.test, tens of minutes.
+Without a verified tree of the version (none is pinned for 3.51.3) the result
+is "not run", never a pass; --require-sqlite-tests makes that an error.
+--lib is optional with --sqlite-tests.`,
 		Example: `  sqlite-graft check --lib out/lib/libsqlite3.so.0
   sqlite-graft check --lib out/lib/libsqlite3.so.0 --baseline /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 --stress
-  sqlite-graft check --lib out/lib/libsqlite3.so.0 --json | jq .stress`,
+  sqlite-graft check --lib out/lib/libsqlite3.so.0 --json | jq .stress
+  sqlite-graft check --sqlite-tests wal --sqlite 3.53.4 --libc musl`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if lib == "" && tests.Level == "" {
+				return usageErrorf("check needs --lib FILE or --sqlite-tests LEVEL")
+			}
 			if lib == "" {
-				return usageErrorf("check needs --lib FILE")
+				return a.checkSQLiteTests(cmd.Context(), tests, version, asJSON)
 			}
 			opts := check.Options{Lib: lib, Baseline: baseline, Logger: a.log}
 			if version != "" {
@@ -67,7 +87,14 @@ PRAGMA integrity_check must say ok.`,
 					printReport(a, r)
 				}
 			}
-			return err
+			if err != nil || tests.Level == "" {
+				return err
+			}
+			// The gate tests the release and libc of the library.
+			if !cmd.Flags().Changed("libc") && r.Libc != "" {
+				tests.Libc = r.Libc
+			}
+			return a.checkSQLiteTests(cmd.Context(), tests, r.Version, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -80,7 +107,28 @@ PRAGMA integrity_check must say ok.`,
 	f.IntVar(&st.RowsPerThread, "stress-rows", st.RowsPerThread, "rows each thread commits")
 	f.IntVar(&st.Checkpointers, "stress-checkpointers", st.Checkpointers, "checkpointing processes")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	tests.AddFlags(f)
 	return cmd
+}
+
+// checkSQLiteTests runs the release gate for version (default: the pins'
+// default) and prints its result.
+func (a *app) checkSQLiteTests(ctx context.Context, o SQLiteTestsOptions, version string, asJSON bool) error {
+	p, err := a.global.Pins()
+	if err != nil {
+		return err
+	}
+	v := p.Default
+	if version != "" {
+		if v, err = pins.ParseVersion(version); err != nil {
+			return usageErrorf("--sqlite: %v", err)
+		}
+	}
+	r, err := a.runSQLiteTests(ctx, o, p, v)
+	if perr := a.printSQLiteTests(r, asJSON); perr != nil {
+		return perr
+	}
+	return err
 }
 
 func printReport(a *app, r *check.Report) {

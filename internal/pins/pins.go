@@ -39,6 +39,69 @@ type Pin struct {
 	AutoconfArchive   *Hash   `yaml:"autoconf,omitempty" json:"autoconf,omitempty"`
 	SQLite3C          *Hash   `yaml:"sqlite3_c,omitempty" json:"sqlite3_c,omitempty"`
 	GoModule          string  `yaml:"go_module,omitempty" json:"go_module,omitempty"`
+	// CanonicalTree is where SQLite's full source tree of this release (the
+	// check-in with manifest, src/, test/, tool/) can be had: what SQLite's
+	// own tests are built from.
+	CanonicalTree *CanonicalTree `yaml:"canonical_tree,omitempty" json:"canonical_tree,omitempty"`
+}
+
+// CanonicalTree lists the published archives of a release's canonical source
+// tree. Whichever is used, the tree inside is verified against the release's
+// SQLITE_SOURCE_ID (manifest.uuid) and its own manifest.
+type CanonicalTree struct {
+	// Debian's source package of the same release: its orig tarball is the
+	// tree as sqlite.org published it.
+	Debian *DebianFile `yaml:"debian,omitempty" json:"debian,omitempty"`
+	// SourceZip is sqlite.org's sqlite-src-3XXYYZZ.zip.
+	SourceZip *Hash `yaml:"sqlite_src_zip,omitempty" json:"sqlite_src_zip,omitempty"`
+}
+
+// DebianFile is one file of a Debian source package in the archive's pool,
+// pinned by the SHA-256 and size that the suite's Sources index (and the
+// package's .dsc) published.
+type DebianFile struct {
+	Package   string `yaml:"package" json:"package"`     // source package, e.g. sqlite3
+	Version   string `yaml:"version" json:"version"`     // e.g. 3.53.4-2
+	Suite     string `yaml:"suite" json:"suite"`         // e.g. sid
+	Directory string `yaml:"directory" json:"directory"` // e.g. pool/main/s/sqlite3
+	File      string `yaml:"file" json:"file"`           // e.g. sqlite3_3.53.4.orig.tar.xz
+	Size      int64  `yaml:"size" json:"size"`
+	SHA256    string `yaml:"sha256" json:"sha256"`
+	Published string `yaml:"published" json:"published"`
+}
+
+// Path is the file's path below a Debian mirror's base URL.
+func (d DebianFile) Path() string { return d.Directory + "/" + d.File }
+
+// Validate says what is missing or malformed.
+func (d DebianFile) Validate() error {
+	switch {
+	case d.Package == "" || d.Version == "" || d.Suite == "":
+		return fmt.Errorf("package, version and suite are needed (got %q, %q, %q)", d.Package, d.Version, d.Suite)
+	case !strings.HasPrefix(d.Directory, "pool/") || strings.Contains(d.Directory, ".."):
+		return fmt.Errorf("directory %q is not a pool/ path", d.Directory)
+	case d.File == "" || strings.ContainsAny(d.File, "/\\") || strings.HasPrefix(d.File, "."):
+		return fmt.Errorf("file %q is not a plain file name", d.File)
+	case d.Size <= 0:
+		return fmt.Errorf("%s: size %d, want the published size in bytes", d.File, d.Size)
+	case !hexSHA256.MatchString(d.SHA256):
+		return fmt.Errorf("%s: sha256 = %q, want 64 lower-case hex digits", d.File, d.SHA256)
+	case strings.TrimSpace(d.Published) == "":
+		return fmt.Errorf("%s: published is empty: say where the hash was published", d.File)
+	}
+	return nil
+}
+
+// CheckIn is the Fossil check-in hash inside a SQLITE_SOURCE_ID
+// ("2026-07-24 19:02:57 bf7c7f30..."): what a canonical tree's manifest.uuid
+// must say. Empty when the pin has no source id.
+func (p Pin) CheckIn() string {
+	if _, h, ok := strings.Cut(p.SourceID, " "); ok {
+		if _, h, ok = strings.Cut(h, " "); ok {
+			return h
+		}
+	}
+	return ""
 }
 
 // File is a parsed sqlite-pins.yaml.
@@ -54,9 +117,11 @@ type File struct {
 }
 
 var (
-	hexSHA3  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	sourceID = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [0-9a-f]{64}$`)
-	dateRE   = regexp.MustCompile(`^(\d{4})-\d\d-\d\d$`)
+	hexSHA3 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// SHA-256 and SHA3-256 hex look alike; two names say which is meant.
+	hexSHA256 = hexSHA3
+	sourceID  = regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [0-9a-f]{64}$`)
+	dateRE    = regexp.MustCompile(`^(\d{4})-\d\d-\d\d$`)
 )
 
 // IsSHA3 reports whether s is a lower-case hex SHA3-256.
@@ -133,6 +198,22 @@ func (f *File) validate() error {
 			}
 			if p.SourceIDPublished == "" {
 				return fmt.Errorf("%s: source_id_published is empty", at)
+			}
+		}
+		if t := p.CanonicalTree; t != nil {
+			if p.SourceID == "" {
+				return fmt.Errorf("%s: canonical_tree needs a source_id: the tree's manifest.uuid is checked against it", at)
+			}
+			if t.Debian == nil && t.SourceZip == nil {
+				return fmt.Errorf("%s: canonical_tree lists no archive", at)
+			}
+			if t.Debian != nil {
+				if err := t.Debian.Validate(); err != nil {
+					return fmt.Errorf("%s: canonical_tree.debian: %w", at, err)
+				}
+			}
+			if h := t.SourceZip; h != nil && (!IsSHA3(h.SHA3) || strings.TrimSpace(h.Published) == "") {
+				return fmt.Errorf("%s: canonical_tree.sqlite_src_zip needs a SHA3-256 and where it was published", at)
 			}
 		}
 		if p.GoModule != "" && p.SQLite3C == nil {

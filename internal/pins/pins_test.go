@@ -91,6 +91,25 @@ func TestEmbeddedPins(t *testing.T) {
 	}
 }
 
+// 3.53.4's canonical tree: the Debian orig tarball sid published, and the
+// check-in that manifest.uuid must name.
+func TestCanonicalTreePin(t *testing.T) {
+	p, err := embedded(t).Lookup(pins.MustParseVersion("3.53.4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := p.CanonicalTree.Debian
+	if d.Path() != "pool/main/s/sqlite3/sqlite3_3.53.4.orig.tar.xz" || d.Size != 8656972 {
+		t.Errorf("canonical_tree.debian = %s, %d bytes", d.Path(), d.Size)
+	}
+	if got := p.CheckIn(); got != "bf7c7f30031888f4e796e429ab3978879485813aaca6f641c7b33e4e09459bcc" {
+		t.Errorf("CheckIn() = %q", got)
+	}
+	if (pins.Pin{}).CheckIn() != "" {
+		t.Error("CheckIn() of a pin without source id is not empty")
+	}
+}
+
 func TestResolve(t *testing.T) {
 	f := embedded(t)
 	if _, err := f.Resolve(pins.MustParseVersion("3.52.0"), strings.Repeat("a", 64)); err == nil || !strings.Contains(err.Error(), "withdrawn") {
@@ -117,6 +136,9 @@ func TestParseRejects(t *testing.T) {
 		"year mismatch": {strings.Replace(base, "year: 2026\n    date: 2026-03-13", "year: 2025\n    date: 2026-03-13", 1), "year = 2025"},
 		"bad default":   {strings.Replace(base, "default: 3.51.3", "default: 3.49.0", 1), "not pinned"},
 		"bad version":   {strings.Replace(base, "version: 3.53.1", "version: 3.x", 1), "3.x"},
+		"tree sha256":   {strings.Replace(base, "sha256: 05366adc", "sha256: 05366ADC", 1), "canonical_tree.debian: sqlite3_3.53.4.orig.tar.xz: sha256"},
+		"tree path":     {strings.Replace(base, "directory: pool/main/s/sqlite3", "directory: ../s/sqlite3", 1), "not a pool/ path"},
+		"tree no id":    {strings.Replace(base, `source_id: "2026-07-24 19:02:57 bf7c7f30031888f4e796e429ab3978879485813aaca6f641c7b33e4e09459bcc"`, "", 1), "canonical_tree needs a source_id"},
 	} {
 		_, err := pins.Parse("test-pins.yaml", []byte(tc.data))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "test-pins.yaml") {

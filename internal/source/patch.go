@@ -51,7 +51,14 @@ func applyPatches(fsys fs.FS, v pins.Version, dir string) ([]Patch, error) {
 }
 
 // applyPatch applies a unified or git diff to the files in dir.
-func applyPatch(patch []byte, dir string) error {
+func applyPatch(patch []byte, dir string) error { return applyDiff(patch, dir, patchTarget) }
+
+// ApplyTreePatch applies a unified or git diff to existing text files below
+// root, a source tree: paths are relative to root, with or without git's a/
+// and b/ prefixes, and may not leave it.
+func ApplyTreePatch(patch []byte, root string) error { return applyDiff(patch, root, treeTarget) }
+
+func applyDiff(patch []byte, dir string, target func(*gitdiff.File) (string, error)) error {
 	files, _, err := gitdiff.Parse(bytes.NewReader(patch))
 	if err != nil {
 		return err
@@ -60,11 +67,11 @@ func applyPatch(patch []byte, dir string) error {
 		return errors.New("no file changes found: not a unified or git diff")
 	}
 	for _, fd := range files {
-		name, err := patchTarget(fd)
+		name, err := target(fd)
 		if err != nil {
 			return err
 		}
-		p := filepath.Join(dir, name)
+		p := filepath.Join(dir, filepath.FromSlash(name))
 		old, err := os.ReadFile(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -92,6 +99,25 @@ func applyPatch(patch []byte, dir string) error {
 		}
 	}
 	return nil
+}
+
+// treeTarget names the file below a tree root that a diff changes.
+func treeTarget(fd *gitdiff.File) (string, error) {
+	n := fd.NewName
+	if n == "" {
+		n = fd.OldName
+	}
+	if fd.IsNew || fd.IsDelete || fd.IsRename || fd.IsCopy || fd.IsBinary {
+		return "", fmt.Errorf("%s: only text changes to existing files are supported", n)
+	}
+	if fd.OldName != "" && fd.OldName != n {
+		return "", fmt.Errorf("%s: old name %s differs", n, fd.OldName)
+	}
+	rel := path.Clean(n)
+	if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%s: outside the tree", n)
+	}
+	return rel, nil
 }
 
 // patchTarget names the file a diff changes; paths may carry a/ b/ or an

@@ -1,0 +1,308 @@
+package sqltests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/fsutil"
+	"github.com/sqlite-graft/sqlite-graft/internal/local"
+	"github.com/sqlite-graft/sqlite-graft/internal/pins"
+)
+
+// Status is the outcome of the gate.
+type Status string
+
+const (
+	Passed Status = "passed"
+	Failed Status = "failed"
+	NotRun Status = "not run"
+)
+
+// FileResult is one test file's summary.
+type FileResult struct {
+	File    string   `json:"file"`
+	Errors  int      `json:"errors"`
+	Tests   int      `json:"tests"`
+	Failed  []string `json:"failed,omitempty"`
+	Seconds float64  `json:"seconds"`
+	Problem string   `json:"problem,omitempty"` // no summary line: crashed or killed
+}
+
+// Result is what the gate found; with Status NotRun only Level, Version and
+// Reason are set. It is meant for logs, build.json and provenance as is.
+type Result struct {
+	Status       Status       `json:"status"`
+	Reason       string       `json:"reason,omitempty"`
+	Level        Level        `json:"level"`
+	Version      pins.Version `json:"version"`
+	Libc         local.Libc   `json:"libc,omitempty"`
+	CheckIn      string       `json:"check_in,omitempty"`
+	Patches      []string     `json:"patches,omitempty"` // test-only changes: such a result is not about a shipped build
+	FilesRun     int          `json:"files_run"`
+	Errors       int          `json:"errors"`
+	Tests        int          `json:"tests"`
+	Failed       []string     `json:"failed,omitempty"` // "file: test-name"
+	Files        []FileResult `json:"files,omitempty"`
+	Log          string       `json:"log,omitempty"`
+	Seconds      float64      `json:"seconds"`       // running the tests
+	BuildSeconds float64      `json:"build_seconds"` // building testfixture; 0 when it came from the cache
+	Testfixture  *Testfixture `json:"testfixture,omitempty"`
+}
+
+// NotRunResult is the result where no verified tree of v can be had: never
+// a silent pass.
+func NotRunResult(v pins.Version, level Level, reason string) *Result {
+	return &Result{Status: NotRun, Level: level, Version: v, Reason: reason}
+}
+
+// Summary is the one line for logs and reports.
+func (r *Result) Summary() string {
+	if r.Status == NotRun {
+		return fmt.Sprintf("SQLite's tests: not run (%s)", r.Reason)
+	}
+	what := fmt.Sprintf("SQLite's tests (%s, %s %s", r.Level, r.Version, r.Libc)
+	if len(r.Patches) > 0 {
+		what += ", test-only patches " + strings.Join(r.Patches, " ")
+	}
+	s := fmt.Sprintf("%s): %s, %d errors out of %d tests in %d files, %.0f s", what, r.Status, r.Errors, r.Tests, r.FilesRun, r.Seconds)
+	if len(r.Failed) > 0 {
+		s += "; failed: " + strings.Join(r.Failed, ", ")
+	}
+	if r.Log != "" {
+		s += "; log " + r.Log
+	}
+	return s
+}
+
+// RunOptions say where logs go and how many test files run at once.
+type RunOptions struct {
+	LogDir string // the level's log is written here
+	Jobs   int    // test files at once; 0 is the number of CPUs
+	Log    logrus.FieldLogger
+}
+
+var (
+	summaryRE  = regexp.MustCompile(`(?m)^(\d+) errors out of (\d+) tests`)
+	failuresRE = regexp.MustCompile(`(?m)^!Failures on these tests: (.*)$`)
+	failedRE   = regexp.MustCompile(`(?m)^! (\S+) `)
+)
+
+// nobody runs the tests when the gate runs as root: SQLite's tests of
+// read-only files (wal2.test 13.x, for example) fail for a user whom file
+// permissions do not stop.
+const nobody = 65534
+
+// Run runs the test files of level with tf, each in a scratch directory of
+// its own, and returns the result; the error is non-nil when the gate did not
+// pass (a failed test, a crash, or no way to run).
+func Run(ctx context.Context, tf *Testfixture, level Level, opts RunOptions) (*Result, error) {
+	s, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	if tf.tree == nil {
+		return nil, errors.New("sqltests.Run: testfixture without its tree (use Builder.Testfixture)")
+	}
+	log := opts.Log
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	entries, err := os.ReadDir(filepath.Join(tf.tree.Dir, "test"))
+	if err != nil {
+		return nil, err
+	}
+	var inTree []string
+	for _, e := range entries {
+		inTree = append(inTree, e.Name())
+	}
+	files, err := s.files(level, inTree)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{Level: level, Version: tf.tree.Version, Libc: tf.Libc, CheckIn: tf.CheckIn, Patches: tf.Patches, Testfixture: tf}
+	if tf.Cached {
+		r.BuildSeconds = 0
+	} else {
+		r.BuildSeconds = tf.BuildSeconds
+	}
+	sandbox, err := newSandbox(tf)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(sandbox.dir)
+
+	log.WithFields(logrus.Fields{"tests_level": level, "files": len(files), "jobs": jobs}).Infof("SQLite's tests: running %s", About(level))
+	start := time.Now()
+	results := make([]FileResult, len(files))
+	outputs := make([][]byte, len(files))
+	sem := make(chan struct{}, jobs)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i], outputs[i] = sandbox.run(ctx, f)
+			log.WithFields(logrus.Fields{"errors": results[i].Errors, "tests": results[i].Tests, "seconds": int(results[i].Seconds)}).Infof("test/%s", f)
+		}()
+	}
+	wg.Wait()
+	r.Seconds = time.Since(start).Seconds()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var logText bytes.Buffer
+	for i, fr := range results {
+		fmt.Fprintf(&logText, "==== test/%s: %d errors out of %d tests, %.1f s %s\n", fr.File, fr.Errors, fr.Tests, fr.Seconds, fr.Problem)
+		logText.Write(outputs[i])
+		r.Errors += fr.Errors
+		r.Tests += fr.Tests
+		for _, n := range fr.Failed {
+			r.Failed = append(r.Failed, fr.File+": "+n)
+		}
+	}
+	r.Files, r.FilesRun = results, len(results)
+	r.Status = Passed
+	if r.Errors > 0 {
+		r.Status = Failed
+	}
+	if opts.LogDir != "" {
+		name := fmt.Sprintf("sqlite-tests-%s-%s-%s-%s.log", r.Version, r.Libc, level, time.Now().UTC().Format("20060102T150405"))
+		r.Log = filepath.Join(opts.LogDir, name)
+		if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := fsutil.WriteFileAtomic(r.Log, logText.Bytes(), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if r.Status != Passed {
+		return r, errors.New(r.Summary())
+	}
+	return r, nil
+}
+
+// Gate builds the testfixture of req and runs level with it: the release
+// gate in one call. A build failure is an error without a result.
+func Gate(ctx context.Context, b *Builder, req BuildRequest, level Level, opts RunOptions) (*Result, error) {
+	tf, err := b.Testfixture(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return Run(ctx, tf, level, opts)
+}
+
+// sandbox is a scratch copy of what the tests read (the tree, testfixture,
+// a built Tcl's library) that the user running them may write in.
+type sandbox struct {
+	dir, testfixture, tree string
+	env                    []string
+	cred                   *syscall.Credential
+}
+
+func newSandbox(tf *Testfixture) (*sandbox, error) {
+	dir, err := os.MkdirTemp("", "sqlite-tests-")
+	if err != nil {
+		return nil, err
+	}
+	sb := &sandbox{dir: dir, testfixture: filepath.Join(dir, "testfixture"), tree: filepath.Join(dir, "tree")}
+	fail := func(err error) (*sandbox, error) {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := os.CopyFS(sb.tree, os.DirFS(tf.tree.Dir)); err != nil {
+		return fail(err)
+	}
+	if err := fsutil.CopyFile(tf.Path, sb.testfixture); err != nil {
+		return fail(err)
+	}
+	if tf.TclLibrary != "" {
+		lib := filepath.Join(dir, "tcl8.6")
+		if err := os.CopyFS(lib, os.DirFS(tf.TclLibrary)); err != nil {
+			return fail(err)
+		}
+		sb.env = append(sb.env, "TCL_LIBRARY="+lib)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "work"), 0o755); err != nil {
+		return fail(err)
+	}
+	if os.Geteuid() == 0 {
+		sb.cred = &syscall.Credential{Uid: nobody, Gid: nobody}
+		err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, nobody, nobody)
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return sb, nil
+}
+
+// run runs one test file in a directory of its own.
+func (sb *sandbox) run(ctx context.Context, file string) (FileResult, []byte) {
+	fr := FileResult{File: file}
+	work := filepath.Join(sb.dir, "work", strings.TrimSuffix(file, ".test"))
+	if err := os.Mkdir(work, 0o755); err != nil {
+		fr.Problem, fr.Errors = err.Error(), 1
+		return fr, nil
+	}
+	if sb.cred != nil {
+		os.Chown(work, int(sb.cred.Uid), int(sb.cred.Gid))
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, sb.testfixture, filepath.Join(sb.tree, "test", file))
+	cmd.Dir, cmd.Stdout, cmd.Stderr = work, &out, &out
+	cmd.Env = append(os.Environ(), sb.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: sb.cred, Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	start := time.Now()
+	err := cmd.Run()
+	fr.Seconds = time.Since(start).Seconds()
+	b := out.Bytes()
+	m := summaryRE.FindAllSubmatch(b, -1)
+	if len(m) == 0 {
+		fr.Errors, fr.Failed = 1, []string{"(no summary)"}
+		fr.Problem = fmt.Sprintf("no \"N errors out of M tests\" line (%v)", err)
+		return fr, b
+	}
+	last := m[len(m)-1]
+	fmt.Sscan(string(last[1]), &fr.Errors)
+	fmt.Sscan(string(last[2]), &fr.Tests)
+	if f := failuresRE.FindSubmatch(b); f != nil {
+		fr.Failed = strings.Fields(string(f[1]))
+	} else {
+		seen := map[string]bool{}
+		for _, f := range failedRE.FindAllSubmatch(b, -1) {
+			if n := string(f[1]); !seen[n] {
+				seen[n] = true
+				fr.Failed = append(fr.Failed, n)
+			}
+		}
+	}
+	if err != nil && fr.Errors == 0 {
+		fr.Errors, fr.Problem = 1, fmt.Sprintf("exit status: %v", err)
+	}
+	return fr, b
+}
