@@ -153,9 +153,13 @@ func (m *SqliteGraft) Library(
 }
 
 // Check builds the image for every platform of the definition and checks each
-// from inside, as the image's user: the pinned version and source id, exactly
-// one SQLite mapped (the grafted one), not root. Prints one line per
-// platform; a failed check is an error that carries the whole report.
+// from inside, as the image's user, with the checks of `sqlite-graft build
+// --local`: the pinned version and source id, exactly one SQLite mapped (the
+// grafted one), the compile options and symbols against the distribution's
+// library (the downstream check for a base without one), a process with a
+// cleared environment, the stress test, no set-id files, not root. Writes
+// nothing. Prints one line per platform; a failed check is an error that
+// carries the whole report.
 //
 // +cache="session"
 func (m *SqliteGraft) Check(
@@ -185,8 +189,9 @@ func (m *SqliteGraft) Check(
 
 // Release builds every platform of the definition, checks each image, and
 // pushes the multi-platform image with go-containerregistry (same inputs,
-// same digest). Nothing is pushed, and no check runs, when the registry
-// already has this digest under every tag. Returns repository@sha256:...
+// same digest), its SBOM, provenance and VEX referrers, then its tags. When
+// every tag already holds a build of the same inputs nothing is built,
+// checked or pushed. Returns repository@sha256:...
 //
 //	dagger call release --image alpine-3.21 --registry-username ci --registry-password env://REGISTRY_TOKEN
 //

@@ -127,6 +127,38 @@ type BuildPlan struct {
 // patches, recipe, definition — without compiling, and compares it with what
 // the registry holds under the target tags (when pushing).
 func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, error) {
+	p, err := e.resolveInputs(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := req.Def.Tags(p.Version, p.Created)
+	if err != nil {
+		return nil, err
+	}
+	if req.Push == "" {
+		repo, err := name.NewRepository(req.Def.Repository)
+		if err != nil {
+			return nil, err
+		}
+		p.Repository = repo.Name()
+		for _, t := range tags {
+			p.Tags = append(p.Tags, repo.Tag(t).Name())
+		}
+		p.Reasons = []string{"no --push: writing a local OCI layout and tarball"}
+		return p, nil
+	}
+	repo, tags, err := pushTarget(req.Push, tags)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.compareTags(ctx, repo, tags, req.RegistryOptions)
+}
+
+// resolveInputs resolves and records everything the build depends on: the
+// version (refused when it has the WAL-reset bug or an advisory the
+// definition does not accept), the pin, the timestamp, each platform's base
+// by digest, the patches, the recipe and the definition.
+func (e *Env) resolveInputs(ctx context.Context, req ImageRequest) (*BuildPlan, error) {
 	def := req.Def
 	v := req.Source.Version
 	if v == (pins.Version{}) {
@@ -178,27 +210,13 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	}
 	p.Inputs.Recipe = hashJSON(e.Recipe)
 	p.Fingerprint, _ = p.Inputs.Fingerprint()
+	return p, nil
+}
 
-	tags, err := def.Tags(v, created)
-	if err != nil {
-		return nil, err
-	}
-	if req.Push == "" {
-		repo, err := name.NewRepository(def.Repository)
-		if err != nil {
-			return nil, err
-		}
-		p.Repository = repo.Name()
-		for _, t := range tags {
-			p.Tags = append(p.Tags, repo.Tag(t).Name())
-		}
-		p.Reasons = []string{"no --push: writing a local OCI layout and tarball"}
-		return p, nil
-	}
-	repo, tags, err := pushTarget(req.Push, tags)
-	if err != nil {
-		return nil, err
-	}
+// compareTags reads what each tag of repo holds now: the plan is unchanged
+// when every tag holds an image that is structurally a build of ours and
+// records the plan's inputs; otherwise the reasons say why not.
+func (p *BuildPlan) compareTags(ctx context.Context, repo name.Repository, tags []string, opts []remote.Option) error {
 	p.Repository = repo.Name()
 	p.Current = map[string]any{}
 	p.Unchanged = true
@@ -206,48 +224,46 @@ func (e *Env) PlanImage(ctx context.Context, req ImageRequest) (*BuildPlan, erro
 	for _, t := range tags {
 		tag := repo.Tag(t)
 		p.Tags = append(p.Tags, tag.Name())
-		old, desc, err := recorded(ctx, tag, req.RegistryOptions...)
-		digest := ""
-		if desc != nil {
-			digest = desc.Digest.String()
-		}
+		old, desc, err := recorded(ctx, tag, opts...)
 		switch {
 		case err != nil:
-			return nil, err
-		case digest == "":
+			return err
+		case desc == nil:
 			p.Unchanged = false
 			p.Current[tag.Name()] = nil
 			p.Reasons = appendNew(p.Reasons, fmt.Sprintf("%s does not exist yet", tag.Name()))
+			continue
+		}
+		digest := desc.Digest.String()
+		p.Current[tag.Name()] = digest
+		var changes []string
+		switch {
 		case old == nil:
-			p.Unchanged = false
-			p.Current[tag.Name()] = digest
-			p.Reasons = appendNew(p.Reasons, fmt.Sprintf("%s (%s) records no inputs", tag.Name(), short(digest)))
+			changes = []string{fmt.Sprintf("%s (%s) records no inputs", tag.Name(), short(digest))}
 		default:
-			p.Current[tag.Name()] = digest
-			if changes := p.Inputs.Changes(*old); len(changes) > 0 {
-				p.Unchanged = false
-				for _, c := range changes {
-					p.Reasons = appendNew(p.Reasons, c)
-				}
-				continue
-			}
+			changes = p.Inputs.Changes(*old)
+		}
+		if len(changes) == 0 {
 			why, done := notOurs[digest]
 			if !done {
-				if why, err = p.notOurs(ctx, repo.Digest(digest), desc, req.RegistryOptions); err != nil {
-					return nil, fmt.Errorf("%s: is it a build of ours? %w", tag.Name(), err)
+				if why, err = p.notOurs(ctx, repo.Digest(digest), desc, opts); err != nil {
+					return fmt.Errorf("%s: is it a build of ours? %w", tag.Name(), err)
 				}
 				notOurs[digest] = why
 			}
 			if why != "" {
-				p.Unchanged = false
-				p.Reasons = appendNew(p.Reasons, fmt.Sprintf("%s carries our label but is not structurally ours: %s", tag.Name(), why))
+				changes = []string{fmt.Sprintf("%s carries our label but is not structurally ours: %s", tag.Name(), why)}
 			}
+		}
+		for _, c := range changes {
+			p.Unchanged = false
+			p.Reasons = appendNew(p.Reasons, c)
 		}
 	}
 	if p.Unchanged {
 		p.Reasons = []string{fmt.Sprintf("unchanged: every tag holds a build of these inputs (%s)", short(p.Fingerprint))}
 	}
-	return p, nil
+	return nil
 }
 
 // recorded reads the inputs label of the image under tag; desc is nil when
