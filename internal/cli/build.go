@@ -77,6 +77,7 @@ func (o *BuildOptions) maxUnpacked() (int64, error) {
 func (a *app) buildCmd() *cobra.Command {
 	var src SourceOptions
 	var bo BuildOptions
+	var tests SQLiteTestsOptions
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build the hardened base image: base + grafted SQLite, checked under runc, then written or pushed",
@@ -105,6 +106,13 @@ options, exported symbols), depends on the base:
     checksum, Packages SHA256), or given with --distro-package FILE. Without
     it the build fails; --skip-downstream-check opts out, and the result
     file and the provenance say so.
+
+With --sqlite-tests LEVEL it first runs SQLite's own tests (quick, wal,
+veryquick) from the release's verified canonical source tree, built with the
+recipe's options for the image's libc: a failure stops the build; where no
+verified tree of the version exists the tests are reported "not run", an
+error with --require-sqlite-tests. The result is recorded in the image's
+build.json, the provenance, the result file and a test-result referrer.
 
 Without --push the image goes to --output as an OCI layout and a tarball that
 'docker load' reads. With --push it is pushed by digest, then tagged; when the
@@ -164,8 +172,13 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 			if err != nil {
 				return err
 			}
+			gate, err := tests.request(a)
+			if err != nil {
+				return err
+			}
 			stress := check.DefaultStress()
 			ireq := graft.ImageRequest{
+				SQLiteTests:     gate,
 				Def:             def,
 				Source:          req,
 				Base:            bo.Base,
@@ -221,6 +234,7 @@ timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
 	}
 	src.AddFlags(cmd.Flags(), SQLiteDefaultDefinition)
 	bo.AddFlags(cmd.Flags())
+	tests.addGateFlags(cmd.Flags(), "")
 	return cmd
 }
 

@@ -124,7 +124,7 @@ func (a *app) checkSQLiteTests(ctx context.Context, o SQLiteTestsOptions, versio
 			return usageErrorf("--sqlite: %v", err)
 		}
 	}
-	r, err := a.runSQLiteTests(ctx, o, p, v)
+	r, err := a.runSQLiteTests(ctx, o, v)
 	if perr := a.printSQLiteTests(r, asJSON); perr != nil {
 		return perr
 	}

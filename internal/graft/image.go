@@ -28,6 +28,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
 	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
 	"github.com/sqlite-graft/sqlite-graft/internal/source"
+	"github.com/sqlite-graft/sqlite-graft/internal/sqltests"
 )
 
 // Compiler gives the executor and compiler command for a platform, or an
@@ -58,6 +59,8 @@ type ImageRequest struct {
 	CheckTimeout    time.Duration        // of each process the image check runs; 0: the check's default
 	// ProvenanceFile, when set, receives the in-toto provenance statement.
 	ProvenanceFile string
+	// SQLiteTests asks for the release gate before anything is compiled.
+	SQLiteTests SQLiteTests
 	// CheckOnly builds and checks, and writes nothing: no output, no push
 	// (the result names the digest that passed).
 	CheckOnly bool
@@ -74,6 +77,7 @@ type ImageRequest struct {
 //
 //	plan      PlanImage: every input resolved, compared with what the tags hold (no-op first)
 //	harden    every base read, verified and its hardening planned, before any compile
+//	gate      SQLite's own tests from the verified canonical tree (releaseGate), when asked
 //	graft     per platform: compile (the Compiler), the graft layer, the image (graftPlatform)
 //	document  the SBOM, the provenance and the other referrers (documents)
 //	check     every image checked from inside, in its platform's Sandbox (checkImages)
@@ -106,19 +110,27 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 	if err != nil {
 		return nil, err
 	}
+	tests, err := e.releaseGate(ctx, req, plan)
+	if err != nil {
+		return nil, err
+	}
 	var imgs []*platformImage
 	for i, base := range plan.Bases {
-		pi, err := e.graftPlatform(ctx, req, plan, base, hards[i], work)
+		pi, err := e.graftPlatform(ctx, req, plan, base, hards[i], work, tests)
 		if err != nil {
 			return nil, err
 		}
 		imgs = append(imgs, pi)
 	}
-	docs, err := e.documents(req, plan, imgs, hards[0])
+	docs, err := e.documents(req, plan, imgs, hards[0], tests)
 	if err != nil {
 		return nil, err
 	}
-	return e.publish(ctx, req, plan, imgs, docs)
+	res, err := e.publish(ctx, req, plan, imgs, docs)
+	if res != nil && !res.Unchanged {
+		res.SQLiteTests = testsJSON(tests)
+	}
+	return res, err
 }
 
 // unchangedResult is the result of a push whose every tag already holds a
@@ -150,7 +162,7 @@ type platformImage struct {
 // downstream check needs and cannot have stops the build before any
 // compile), then the library is compiled, the layer written and the image
 // assembled.
-func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPlan, base *image.Base, hard hardened, work string) (*platformImage, error) {
+func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPlan, base *image.Base, hard hardened, work string, tests *sqltests.Result) (*platformImage, error) {
 	pl := base.Platform
 	log := e.Log.WithField("platform", pl.String())
 	log.WithField("digest", base.Digest.DigestStr()).Infof("base %s", base.Ref)
@@ -178,7 +190,7 @@ func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPl
 	if pi.build, err = e.Compile(ctx, src, exec, cc, out); err != nil {
 		return nil, err
 	}
-	l, err := e.graftLayer(req.Def, plan, pi, out, hard, req.MaxUnpackedSize)
+	l, err := e.graftLayer(req.Def, plan, pi, out, hard, req.MaxUnpackedSize, tests)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +209,7 @@ func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPl
 // graftLayer writes the one layer of pi: the compiled products in out, the
 // SBOM (also kept in pi), the build metadata, the base's hardening and, on
 // glibc, the loader's cache.
-func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platformImage, out string, hard hardened, maxUnpacked int64) (v1.Layer, error) {
+func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platformImage, out string, hard hardened, maxUnpacked int64, tests *sqltests.Result) (v1.Layer, error) {
 	b := pi.build
 	shell := ""
 	if b.Source.HasShell {
@@ -223,7 +235,7 @@ func (e *Env) graftLayer(def *imagedef.Definition, plan *BuildPlan, pi *platform
 		Version:   plan.Version,
 		Libc:      def.Libc,
 		Preload:   def.Preload,
-		Metadata:  metadata(def, pi.base, b),
+		Metadata:  metadata(def, pi.base, b, tests),
 		Created:   plan.Created,
 		Extra:     append(slices.Clone(hard.extra), layer.File{Path: SBOMPath, Mode: 0o644, Data: pi.sbom}),
 		Whiteouts: hard.whiteouts,
@@ -373,8 +385,8 @@ func buildTime(given time.Time, pin pins.Pin) (time.Time, error) {
 
 // metadata is /usr/local/share/sqlite-graft/build.json: what went in, with
 // nothing that varies between machines' temporary paths.
-func metadata(def *imagedef.Definition, base *image.Base, b *Build) map[string]any {
-	return map[string]any{
+func metadata(def *imagedef.Definition, base *image.Base, b *Build, tests *sqltests.Result) map[string]any {
+	m := map[string]any{
 		"image":          def.Name,
 		"base":           base.Ref.String(),
 		"base_digest":    base.Digest.DigestStr(),
@@ -390,4 +402,8 @@ func metadata(def *imagedef.Definition, base *image.Base, b *Build) map[string]a
 		"toolchain":      b.Toolchain,
 		"steps":          b.Plan.Steps,
 	}
+	if rec := testsRecord(tests); rec != nil {
+		m["sqlite_tests"] = rec
+	}
+	return m
 }

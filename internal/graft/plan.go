@@ -49,6 +49,9 @@ type Inputs struct {
 	Patches map[string]string `json:"patches"`    // name -> SHA3-256
 	Recipe  string            `json:"recipe_sha256"`
 	Tool    string            `json:"tool"`
+	// SQLiteTests is the release gate's level asked for ("" : none): the
+	// image records its result.
+	SQLiteTests string `json:"sqlite_tests,omitempty"`
 }
 
 // Fingerprint is the SHA-256 of the recorded inputs.
@@ -98,6 +101,9 @@ func (in Inputs) Changes(old Inputs) []string {
 	}
 	if old.Image != in.Image || old.ImageH != in.ImageH {
 		c = append(c, fmt.Sprintf("image definition %s changed", in.Image))
+	}
+	if old.SQLiteTests != in.SQLiteTests {
+		c = append(c, fmt.Sprintf("SQLite's tests %q -> %q", old.SQLiteTests, in.SQLiteTests))
 	}
 	if old.Tool != in.Tool {
 		c = append(c, fmt.Sprintf("sqlite-graft %s -> %s", old.Tool, in.Tool))
@@ -209,6 +215,7 @@ func (e *Env) resolveInputs(ctx context.Context, req ImageRequest) (*BuildPlan, 
 		return nil, err
 	}
 	p.Inputs.Recipe = hashJSON(e.Recipe)
+	p.Inputs.SQLiteTests = string(req.SQLiteTests.Level)
 	p.Fingerprint, _ = p.Inputs.Fingerprint()
 	return p, nil
 }

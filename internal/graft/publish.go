@@ -20,6 +20,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 	"github.com/sqlite-graft/sqlite-graft/internal/referrers"
 	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
+	"github.com/sqlite-graft/sqlite-graft/internal/sqltests"
 	"github.com/sqlite-graft/sqlite-graft/internal/upstream"
 	"github.com/sqlite-graft/sqlite-graft/internal/vex"
 )
@@ -40,7 +41,7 @@ type documents struct {
 
 // documents makes the artifact and its documents: the provenance names
 // every resolved input, for the artifact and each platform's image.
-func (e *Env) documents(req ImageRequest, plan *BuildPlan, imgs []*platformImage, hard hardened) (*documents, error) {
+func (e *Env) documents(req ImageRequest, plan *BuildPlan, imgs []*platformImage, hard hardened, tests *sqltests.Result) (*documents, error) {
 	var artifact publish.Artifact = imgs[0].img
 	if len(imgs) > 1 {
 		idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
@@ -67,8 +68,12 @@ func (e *Env) documents(req ImageRequest, plan *BuildPlan, imgs []*platformImage
 	first := imgs[0]
 	src := first.build.Source
 	downstream, checkPackages := downstreamProvenance(checkPlans(imgs))
+	var testsRec any
+	if rec := testsRecord(tests); rec != nil {
+		testsRec = rec
+	}
 	prov, err := provenance.Statement(provenance.Input{
-		DownstreamCheck: downstream, CheckPackages: checkPackages,
+		DownstreamCheck: downstream, CheckPackages: checkPackages, SQLiteTests: testsRec,
 		Subjects: subjects, Image: req.Def.Name, Base: first.base.Ref.String(), BaseDigest: first.base.Digest.DigestStr(),
 		InheritedLabels: hard.labels, InheritedAnnotations: hard.annotation,
 		SQLite: plan.Version.String(), SourceURL: e.downloadURL(plan.Pin, src), ArchiveSHA3: src.ArchiveSHA3,
@@ -101,8 +106,18 @@ func (e *Env) documents(req ImageRequest, plan *BuildPlan, imgs []*platformImage
 		beside: map[string][]byte{sbom.FileName: first.sbom, provenance.FileName: prov},
 	}
 	var digests []string
+	var testSubjects []sqltests.Subject
 	for _, s := range subjects {
 		digests = append(digests, s.Digest)
+		testSubjects = append(testSubjects, sqltests.Subject{Name: s.Name, Digest: s.Digest})
+	}
+	if tests != nil && tests.Status != sqltests.NotRun {
+		// The gate's result as an in-toto test-result attestation.
+		stmt, err := sqltests.Statement(tests, testSubjects)
+		if err != nil {
+			return nil, err
+		}
+		docs.referrers = append(docs.referrers, referrers.Artifact{ArtifactType: referrers.InToto, MediaType: referrers.InToto, Data: stmt})
 	}
 	return docs, e.vexDocuments(req, plan, digests, docs)
 }

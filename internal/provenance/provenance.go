@@ -107,6 +107,11 @@ type Input struct {
 	DownstreamCheck string
 	CheckPackages   []CheckPackage
 
+	// SQLiteTests is the release gate's result as recorded
+	// (externalParameters.sqlite_tests; nil leaves it out). It must marshal
+	// to JSON.
+	SQLiteTests any
+
 	Toolchain   string // compiler identity (internalParameters.toolchain)
 	ToolVersion string // sqlite-graft version (runDetails.builder.version)
 	// InputsFingerprint is the build's fingerprint of everything it
@@ -243,6 +248,17 @@ func Build(in Input) (*intoto.Statement, error) {
 	}
 	if len(patchNames) > 0 {
 		ext["patches"] = patchNames
+	}
+	if in.SQLiteTests != nil {
+		b, err := json.Marshal(in.SQLiteTests)
+		if err != nil {
+			return nil, fmt.Errorf("provenance: sqlite_tests: %w", err)
+		}
+		var r any
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("provenance: sqlite_tests: %w", err)
+		}
+		ext["sqlite_tests"] = r
 	}
 	if in.Recipe != nil {
 		b, err := json.Marshal(in.Recipe)

@@ -53,6 +53,9 @@ type Result struct {
 	// Checks says how each platform's image was checked before anything was
 	// written (set by the build; empty when nothing was built).
 	Checks []Check `json:"checks,omitempty"`
+	// SQLiteTests is the release gate's result (internal/sqltests.Result
+	// as JSON): passed, failed, or not run and why.
+	SQLiteTests json.RawMessage `json:"sqlite_tests,omitempty"`
 }
 
 // Check records how one platform's image was checked: what the graft was
