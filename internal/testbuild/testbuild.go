@@ -18,6 +18,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/buildcache"
 	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
 	"github.com/sqlite-graft/sqlite-graft/internal/local"
+	"github.com/sqlite-graft/sqlite-graft/internal/lockfile"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
 	"github.com/sqlite-graft/sqlite-graft/internal/source"
@@ -81,10 +82,45 @@ func build(t testing.TB, src, version, variant, libc string) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(cache, "variants", variant)
-	if err := buildcache.New(exec, cache, quiet()).Build(context.Background(), plan, src, out); err != nil {
+	if err := installOnce(buildcache.New(exec, cache, quiet()), plan, src, out); err != nil {
 		t.Fatalf("testbuild: compile %s: %v", variant, err)
 	}
 	return out
+}
+
+// installOnce installs the cached build into out unless out already holds
+// the build of the same key. Reinstalling renames over files another test
+// process may have mapped right now (it then sees "(deleted)" in its maps),
+// so the variant directory changes only when its inputs do.
+func installOnce(cache *buildcache.Executor, plan recipe.Plan, src, out string) error {
+	ctx := context.Background()
+	key, err := cache.Key(ctx, plan, src)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockfile.Lock(out + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	stamp := filepath.Join(out, ".build-key")
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == key && installed(out, plan.Products) {
+		return nil
+	}
+	os.Remove(stamp)
+	if err := cache.Build(ctx, plan, src, out); err != nil {
+		return err
+	}
+	return os.WriteFile(stamp, []byte(key), 0o644)
+}
+
+func installed(dir string, names []string) bool {
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func quiet() logrus.FieldLogger {
