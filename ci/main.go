@@ -41,8 +41,8 @@ func pipeline() (*daggerexec.Module, error) {
 }
 
 // spec is what to build: a shipped definition by name, or a definition file.
-func spec(ctx context.Context, image string, definition *dagger.File, base, sqlite string) (daggerexec.Spec, error) {
-	s := daggerexec.Spec{Image: image, Base: base, SQLite: sqlite}
+func spec(ctx context.Context, image string, definition *dagger.File, base, sqlite string, tests gate) (daggerexec.Spec, error) {
+	s := daggerexec.Spec{Image: image, Base: base, SQLite: sqlite, SQLiteTests: tests.level, RequireSQLiteTests: tests.require}
 	if definition == nil {
 		return s, nil
 	}
@@ -56,6 +56,12 @@ func spec(ctx context.Context, image string, definition *dagger.File, base, sqli
 	}
 	s.DefinitionFile, s.DefinitionYAML = name, []byte(text)
 	return s, nil
+}
+
+// gate is the release gate as asked: SQLite's own tests at a level.
+type gate struct {
+	level   string
+	require bool
 }
 
 // toModule hands an object made by the root packages (dagger.io/dagger) back
@@ -98,8 +104,18 @@ func (m *SqliteGraft) Build(
 	// holds one platform; release pushes every platform of the definition.
 	// +optional
 	platforms []string,
+	// The release gate first: SQLite's own tests (quick, wal or veryquick)
+	// built from the verified source tree of the pinned release in the
+	// definition's base; the result goes into the image's build.json.
+	// Default: not run (and said so).
+	// +optional
+	sqliteTests string,
+	// Fail when SQLite's tests cannot run (no verified source tree of the
+	// version), instead of recording "not run".
+	// +optional
+	requireSqliteTests bool,
 ) (*dagger.Container, error) {
-	s, err := spec(ctx, image, definition, base, sqlite)
+	s, err := spec(ctx, image, definition, base, sqlite, gate{sqliteTests, requireSqliteTests})
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +153,7 @@ func (m *SqliteGraft) Library(
 	// +optional
 	platform string,
 ) (*dagger.Directory, error) {
-	s, err := spec(ctx, image, definition, base, sqlite)
+	s, err := spec(ctx, image, definition, base, sqlite, gate{})
 	if err != nil {
 		return nil, err
 	}
@@ -157,9 +173,12 @@ func (m *SqliteGraft) Library(
 // --local`: the pinned version and source id, exactly one SQLite mapped (the
 // grafted one), the compile options and symbols against the distribution's
 // library (the downstream check for a base without one), a process with a
-// cleared environment, the stress test, no set-id files, not root. Writes
-// nothing. Prints one line per platform; a failed check is an error that
-// carries the whole report.
+// cleared environment, the stress test, no set-id files, not root; with
+// --sqlite-tests, first SQLite's own tests (the release gate). Writes
+// nothing. Prints one line per platform, and the gate's; a failed check is
+// an error that carries the whole report.
+//
+//	dagger call check --image debian-13 --sqlite-tests quick
 //
 // +cache="session"
 func (m *SqliteGraft) Check(
@@ -175,8 +194,16 @@ func (m *SqliteGraft) Check(
 	// SQLite version (default: the definition's).
 	// +optional
 	sqlite string,
+	// SQLite's own tests first (quick, wal or veryquick), built from the
+	// verified source tree of the pinned release in the definition's base.
+	// Default: not run.
+	// +optional
+	sqliteTests string,
+	// Fail when SQLite's tests cannot run (no verified source tree).
+	// +optional
+	requireSqliteTests bool,
 ) (string, error) {
-	s, err := spec(ctx, image, definition, base, sqlite)
+	s, err := spec(ctx, image, definition, base, sqlite, gate{sqliteTests, requireSqliteTests})
 	if err != nil {
 		return "", err
 	}
@@ -189,11 +216,13 @@ func (m *SqliteGraft) Check(
 
 // Release builds every platform of the definition, checks each image, and
 // pushes the multi-platform image with go-containerregistry (same inputs,
-// same digest), its SBOM, provenance and VEX referrers, then its tags. When
-// every tag already holds a build of the same inputs nothing is built,
-// checked or pushed. Returns repository@sha256:...
+// same digest), its SBOM, provenance, VEX and SQLite test-result referrers,
+// then its tags. The release gate comes first: SQLite's own tests (default
+// level wal) from the verified source tree of the pinned release; a failure
+// pushes nothing. When every tag already holds a build of the same inputs
+// nothing is built, tested, checked or pushed. Returns repository@sha256:...
 //
-//	dagger call release --image alpine-3.21 --registry-username ci --registry-password env://REGISTRY_TOKEN
+//	dagger call release --image alpine-3.21 --registry-username ci --registry-password env://REGISTRY_TOKEN --require-sqlite-tests
 //
 // +cache="never"
 func (m *SqliteGraft) Release(
@@ -214,8 +243,15 @@ func (m *SqliteGraft) Release(
 	// A base image reference that overrides the definition's.
 	// +optional
 	base string,
+	// The release gate's level: quick, wal or veryquick.
+	// +default="wal"
+	sqliteTests string,
+	// Fail when SQLite's tests cannot run (no verified source tree of the
+	// pinned version) instead of recording "not run": the nightly sets it.
+	// +optional
+	requireSqliteTests bool,
 ) (string, error) {
-	s, err := spec(ctx, image, definition, base, "")
+	s, err := spec(ctx, image, definition, base, "", gate{sqliteTests, requireSqliteTests})
 	if err != nil {
 		return "", err
 	}

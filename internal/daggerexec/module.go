@@ -3,6 +3,7 @@ package daggerexec
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -31,6 +32,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
 	"github.com/sqlite-graft/sqlite-graft/internal/recipe"
 	"github.com/sqlite-graft/sqlite-graft/internal/source"
+	"github.com/sqlite-graft/sqlite-graft/internal/sqltests"
 )
 
 // SourceURL is recorded in org.opencontainers.image.source.
@@ -85,6 +87,10 @@ type Spec struct {
 	// is pinned by digest like the definition's.
 	Base   string
 	SQLite string
+	// SQLiteTests is the release gate's level ("" : not asked, which the
+	// result says); RequireSQLiteTests makes "not run" an error.
+	SQLiteTests        string
+	RequireSQLiteTests bool
 }
 
 // Definition is the definition the spec names and the SQLite version asked
@@ -188,17 +194,37 @@ func (m *Module) request(ctx context.Context, spec Spec, platforms []v1.Platform
 		}
 	}
 	ex := m.executors(def, spec.Base, platforms)
+	tests, err := spec.sqliteTests(ex.Gate(ctx))
+	if err != nil {
+		return nil, graft.ImageRequest{}, err
+	}
 	stress := check.DefaultStress()
 	return env, graft.ImageRequest{
-		Def:       def,
-		Source:    graft.SourceRequest{Version: v},
-		Base:      spec.Base,
-		Platforms: platforms,
-		Compiler:  ex.Compiler(ctx),
-		Checker:   ex.Checker(ctx),
-		SourceURL: SourceURL,
-		Stress:    &stress,
+		Def:         def,
+		Source:      graft.SourceRequest{Version: v},
+		Base:        spec.Base,
+		Platforms:   platforms,
+		Compiler:    ex.Compiler(ctx),
+		Checker:     ex.Checker(ctx),
+		SQLiteTests: tests,
+		SourceURL:   SourceURL,
+		Stress:      &stress,
 	}, nil
+}
+
+// sqliteTests is the release gate as the spec asks for it, run by gate in
+// the engine; the tree is fetched from Debian's mirror and verified in Go
+// (internal/graft), cached in this process's temporary directory.
+func (s Spec) sqliteTests(gate func(context.Context, sqltests.BuildRequest, sqltests.Level, sqltests.RunOptions) (*sqltests.Result, error)) (graft.SQLiteTests, error) {
+	t := graft.SQLiteTests{Require: s.RequireSQLiteTests, CacheDir: filepath.Join(os.TempDir(), "sqlite-graft"), Gate: gate}
+	if s.SQLiteTests != "" {
+		level, err := sqltests.ParseLevel(s.SQLiteTests)
+		if err != nil {
+			return t, fmt.Errorf("sqlite-tests: %w", err)
+		}
+		t.Level = level
+	}
+	return t, nil
 }
 
 // Image builds the image for one platform (default: the engine's), checks
@@ -271,6 +297,15 @@ func (m *Module) Check(ctx context.Context, spec Spec) (string, error) {
 	var lines []string
 	for _, c := range res.Checks {
 		lines = append(lines, fmt.Sprintf("%s: %s; downstream: %s", c.Platform, c.Summary, c.Downstream))
+	}
+	if len(res.SQLiteTests) > 0 {
+		var r sqltests.Result
+		if err := json.Unmarshal(res.SQLiteTests, &r); err != nil {
+			return "", fmt.Errorf("the release gate's result: %w", err)
+		}
+		if r.Level != "" {
+			lines = append(lines, r.Summary())
+		}
 	}
 	return fmt.Sprintf("%s (SQLite %s), digest %s\n%s\n", req.Def.Name, req.Source.Version, res.Digest, strings.Join(lines, "\n")), nil
 }

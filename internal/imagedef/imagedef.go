@@ -56,6 +56,11 @@ type Definition struct {
 	// Toolchain is the base's own command that installs a C toolchain,
 	// run in the base by the Dagger executor.
 	Toolchain string `json:"toolchain"`
+	// TestToolchain is the base's own command that installs what SQLite's
+	// testfixture needs beyond Toolchain (Tcl's and zlib's headers, make):
+	// the Dagger executor runs the release gate in the base with it.
+	// Optional: without it the engine cannot run the gate and says so.
+	TestToolchain string `json:"test_toolchain,omitempty"`
 	// DistroSQLite is the version of the distribution's SQLite package
 	// (what `apk add sqlite-libs` / `apt-get install libsqlite3-0`
 	// installs), DistroPackage its name and DistroRepository where its
@@ -119,6 +124,7 @@ type raw struct {
 	BaseDigest   string        `yaml:"base_digest"`
 	Libc         string        `yaml:"libc"`
 	Toolchain    string        `yaml:"toolchain"`
+	TestToolch   string        `yaml:"test_toolchain"`
 	DistroSQLite string        `yaml:"distro_sqlite"`
 	DistroPkg    string        `yaml:"distro_package"`
 	DistroRepo   string        `yaml:"distro_repository"`
@@ -413,7 +419,7 @@ func (p *parsed) validate(pf *pins.File) (*Definition, error) {
 	r := &p.raw
 	d := &Definition{
 		File: p.file, Name: r.Name, Base: r.Base, BaseDigest: r.BaseDigest, Libc: r.Libc,
-		Toolchain: r.Toolchain, DistroSQLite: p.scalarText("distro_sqlite", r.DistroSQLite),
+		Toolchain: r.Toolchain, TestToolchain: r.TestToolch, DistroSQLite: p.scalarText("distro_sqlite", r.DistroSQLite),
 		DistroPackage: r.DistroPkg, DistroRepository: r.DistroRepo,
 		Platforms: r.Platforms, Repository: r.Repository, TagTemplates: r.Tags,
 		Preload: r.Preload, AllowRoot: r.AllowRoot, User: DefaultUser, Hardening: DefaultHardening,
@@ -487,7 +493,13 @@ func (p *parsed) checkToolchain(d *Definition) error {
 	if d.Libc == Glibc {
 		example = "apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev"
 	}
-	return required(p, "toolchain", d.Toolchain, example)
+	if err := required(p, "toolchain", d.Toolchain, example); err != nil {
+		return err
+	}
+	if strings.ContainsAny(d.TestToolchain, "\n\r") {
+		return p.errorf("test_toolchain", "test_toolchain %q: want a single line", d.TestToolchain)
+	}
+	return nil
 }
 
 func (p *parsed) checkSQLite(pf *pins.File) func(*Definition) error {

@@ -125,15 +125,7 @@ func Run(ctx context.Context, tf *Testfixture, level Level, opts RunOptions) (*R
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	entries, err := os.ReadDir(filepath.Join(tf.tree.Dir, "test"))
-	if err != nil {
-		return nil, err
-	}
-	var inTree []string
-	for _, e := range entries {
-		inTree = append(inTree, e.Name())
-	}
-	files, err := s.files(level, inTree)
+	files, err := s.treeFiles(level, tf.tree)
 	if err != nil {
 		return nil, err
 	}
@@ -170,10 +162,19 @@ func Run(ctx context.Context, tf *Testfixture, level Level, opts RunOptions) (*R
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	return Finish(r, results, outputs, opts.LogDir)
+}
+
+// Finish sums the files' results into r (whose Level, Version, Libc and
+// CheckIn the caller set), writes the level's log into logDir ("" : none)
+// and sets the status. The error is non-nil unless every test passed.
+func Finish(r *Result, results []FileResult, outputs [][]byte, logDir string) (*Result, error) {
 	var logText bytes.Buffer
 	for i, fr := range results {
 		fmt.Fprintf(&logText, "==== test/%s: %d errors out of %d tests, %.1f s %s\n", fr.File, fr.Errors, fr.Tests, fr.Seconds, fr.Problem)
-		logText.Write(outputs[i])
+		if i < len(outputs) {
+			logText.Write(outputs[i])
+		}
 		r.Errors += fr.Errors
 		r.Tests += fr.Tests
 		for _, n := range fr.Failed {
@@ -182,13 +183,13 @@ func Run(ctx context.Context, tf *Testfixture, level Level, opts RunOptions) (*R
 	}
 	r.Files, r.FilesRun = results, len(results)
 	r.Status = Passed
-	if r.Errors > 0 {
+	if r.Errors > 0 || len(results) == 0 {
 		r.Status = Failed
 	}
-	if opts.LogDir != "" {
-		name := fmt.Sprintf("sqlite-tests-%s-%s-%s-%s.log", r.Version, r.Libc, level, time.Now().UTC().Format("20060102T150405"))
-		r.Log = filepath.Join(opts.LogDir, name)
-		if err := os.MkdirAll(opts.LogDir, 0o755); err != nil {
+	if logDir != "" {
+		name := fmt.Sprintf("sqlite-tests-%s-%s-%s-%s.log", r.Version, r.Libc, r.Level, time.Now().UTC().Format("20060102T150405"))
+		r.Log = filepath.Join(logDir, name)
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
 			return nil, err
 		}
 		if err := fsutil.WriteFileAtomic(r.Log, logText.Bytes(), 0o644); err != nil {
@@ -279,13 +280,20 @@ func (sb *sandbox) run(ctx context.Context, file string) (FileResult, []byte) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	start := time.Now()
 	err := cmd.Run()
-	fr.Seconds = time.Since(start).Seconds()
-	b := out.Bytes()
+	return ReadOutput(file, out.Bytes(), err, time.Since(start).Seconds()), out.Bytes()
+}
+
+// ReadOutput reads one test file's summary from testfixture's output: the
+// last "N errors out of M tests" line and the failed tests' names. No
+// summary (a crash, a kill) counts as an error, and so does a failed exit
+// (runErr) with no error counted.
+func ReadOutput(file string, b []byte, runErr error, seconds float64) FileResult {
+	fr := FileResult{File: file, Seconds: seconds}
 	m := summaryRE.FindAllSubmatch(b, -1)
 	if len(m) == 0 {
 		fr.Errors, fr.Failed = 1, []string{"(no summary)"}
-		fr.Problem = fmt.Sprintf("no \"N errors out of M tests\" line (%v)", err)
-		return fr, b
+		fr.Problem = fmt.Sprintf("no \"N errors out of M tests\" line (%v)", runErr)
+		return fr
 	}
 	last := m[len(m)-1]
 	fmt.Sscan(string(last[1]), &fr.Errors)
@@ -301,8 +309,8 @@ func (sb *sandbox) run(ctx context.Context, file string) (FileResult, []byte) {
 			}
 		}
 	}
-	if err != nil && fr.Errors == 0 {
-		fr.Errors, fr.Problem = 1, fmt.Sprintf("exit status: %v", err)
+	if runErr != nil && fr.Errors == 0 {
+		fr.Errors, fr.Problem = 1, fmt.Sprintf("exit status: %v", runErr)
 	}
-	return fr, b
+	return fr
 }

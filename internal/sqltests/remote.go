@@ -1,0 +1,84 @@
+package sqltests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sqlite-graft/sqlite-graft/internal/sourcetree"
+)
+
+// The gate where testfixture is built and run elsewhere (the Dagger engine,
+// in the image definition's base): the same steps, test files and reading of
+// the output as Builder.Testfixture and Run, so both places judge alike.
+
+// TclConfigDirs are where a distribution's Tcl keeps tclConfig.sh (Debian's
+// tcl-dev, Alpine's tcl-dev), in the order they are tried.
+func TclConfigDirs() ([]string, error) {
+	s, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	return s.HostTclConfig, nil
+}
+
+// TestfixtureSteps are the argv that build testfixture from the tree at
+// tree with compiler cc against the Tcl whose tclConfig.sh is in
+// tclConfigDir, run in an empty build directory: gate.yaml's steps with the
+// recipe's compile options. Test-only patches are not supported there.
+func TestfixtureSteps(req BuildRequest, cc, tree, tclConfigDir string) ([][]string, error) {
+	if req.Recipe == nil {
+		return nil, fmt.Errorf("sqltests: no recipe")
+	}
+	if len(req.Patches) > 0 {
+		return nil, fmt.Errorf("sqltests: test-only patches are applied by Builder.Testfixture only")
+	}
+	s, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{
+		"CC":             cc,
+		"CFLAGS":         strings.Join(req.Recipe.CFlags, " "),
+		"DEFINES":        strings.Join(req.Recipe.DefineFlags(), " "),
+		"TREE":           tree,
+		"TCL_CONFIG_DIR": tclConfigDir,
+	}
+	var argvs [][]string
+	for _, st := range s.Testfixture {
+		argv, err := expand(st.Argv, vars)
+		if err != nil {
+			return nil, err
+		}
+		argvs = append(argvs, argv)
+	}
+	return argvs, nil
+}
+
+// Files are the test files (names in test/) level runs in tree.
+func Files(level Level, tree *sourcetree.Tree) ([]string, error) {
+	s, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	return s.treeFiles(level, tree)
+}
+
+func (s *spec) treeFiles(level Level, tree *sourcetree.Tree) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(tree.Dir, "test"))
+	if err != nil {
+		return nil, err
+	}
+	var inTree []string
+	for _, e := range entries {
+		inTree = append(inTree, e.Name())
+	}
+	return s.files(level, inTree)
+}
+
+// CheckAmalgamation compares the sqlite3.c a build of the tree generated
+// (at path) with the pin's published one, and says what it found.
+func CheckAmalgamation(path string, req BuildRequest) (string, error) {
+	return checkAmalgamation(path, req.Pin, len(req.Patches) > 0)
+}
