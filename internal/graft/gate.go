@@ -100,7 +100,9 @@ func (e *Env) releaseGate(ctx context.Context, req ImageRequest, plan *BuildPlan
 		}
 		return nil, err
 	}
-	e.Log.Info(r.Summary())
+	if r.Status != sqltests.NotRun { // RunSQLiteTests warned already
+		e.Log.Info(r.Summary())
+	}
 	return r, nil
 }
 
