@@ -81,7 +81,7 @@ func toModule[T dagger.Loadable[T]](ctx context.Context, obj sdk.DaggerObject) (
 //
 //	dagger call build --image alpine-3.21 export --path=image.tar
 //	dagger call build --definition ./my-image.yaml export --path=image.tar
-//	dagger call build publish --address=registry.example/alpine:3.21-sqlite3.51.3
+//	dagger call build publish --address=registry.example/alpine:3.21-sqlite3.53.4
 //
 // +cache="session"
 func (m *SqliteGraft) Build(

@@ -119,7 +119,7 @@ Without --push the image goes to --output as an OCI layout and a tarball that
 registry already has this exact digest under every tag, nothing is pushed and
 build says "unchanged". The same inputs always give the same digest (every
 timestamp is SOURCE_DATE_EPOCH, default the SQLite release date).`,
-		Example: `  # the default image (alpine-3.21, SQLite 3.51.3) into ./out, no registry
+		Example: `  # the default image (alpine-3.21, SQLite 3.53.4) into ./out, no registry
   sqlite-graft build --local
 
   # push; credentials from ~/.docker/config.json, or a user and a secret from the environment

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -35,9 +36,48 @@ type result struct {
 
 func buildArgs(t testing.TB, def, base, push string, extra ...string) ([]string, string) {
 	res := filepath.Join(t.TempDir(), "result.json")
-	args := append([]string{"build", "--local", "--image", def, "--base", base, "--from", moduleZip(t, "3.51.3"),
+	args := append([]string{"build", "--local", "--image", def, "--base", base, "--from", moduleZip(t, definitionVersion(t, def)),
 		"--push", push, "--result", res}, cacheArgs(t)...)
 	return append(args, extra...), res
+}
+
+// definitionVersion is the SQLite version the definition (a shipped name or
+// a file) pins: the source the build is given must be of that version.
+func definitionVersion(t testing.TB, def string) string {
+	t.Helper()
+	file := def
+	if !strings.HasSuffix(def, ".yaml") {
+		file = filepath.Join("..", "..", "images", def+".yaml")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^sqlite: (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s has no sqlite: line", file)
+	}
+	return string(m[1])
+}
+
+// legacyDefinition is a copy of the shipped definition name pinned to
+// 3.51.3, the earlier default, accepting the advisories that release has:
+// a build to move from.
+func legacyDefinition(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "images", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?m)^sqlite: .*$`).ReplaceAllString(string(b), "sqlite: 3.51.3")
+	for _, id := range []string{"CVE-2026-11822", "CVE-2026-11824"} {
+		text += "  - id: " + id + "\n    reason: the earlier default pin, for a test that moves from it\n"
+	}
+	out := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func readResult(t testing.TB, path string) result {
@@ -65,7 +105,7 @@ func pulledBack(t *testing.T, reg *registrytest.Registry, ref string, kind check
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := embeddedPin(t, "3.51.3")
+	want, _ := embeddedPin(t, "3.53.4")
 	r, err := check.Image(t.Context(), check.ImageOptions{Image: img, Want: &want, BaselineKind: kind})
 	if err != nil {
 		t.Fatalf("check.Image(%s) = %v", ref, err)
@@ -104,7 +144,7 @@ func asTransport(err error, te **transport.Error) bool {
 }
 
 // The Alpine-like musl base from Debian pieces, in a real registry: build
-// grafts 3.51.3, pushes, and the image pulled back reports 3.51.3 as its
+// grafts 3.53.4, pushes, and the image pulled back reports 3.53.4 as its
 // non-root user. The same inputs again: same digest, nothing uploaded.
 func TestBuildMuslPushAndRebuild(t *testing.T) {
 	reg := registrytest.Start(t)
@@ -122,13 +162,13 @@ func TestBuildMuslPushAndRebuild(t *testing.T) {
 	if len(first.Checks) != 1 || first.Checks[0].Baseline != "base" || !strings.HasPrefix(first.Checks[0].Downstream, "not needed: the base carries its own SQLite (/usr/lib/libsqlite3.so.0)") {
 		t.Errorf("result checks = %+v, want the base's own SQLite as the baseline, no downstream package", first.Checks)
 	}
-	wantTags := []string{repo + ":3.21-sqlite3.51.3", repo + ":3.21-sqlite3.51.3-20260313"}
+	wantTags := []string{repo + ":3.21-sqlite3.53.4", repo + ":3.21-sqlite3.53.4-20260724"}
 	if strings.Join(first.Pushed, " ") != strings.Join(wantTags, " ") {
 		t.Errorf("pushed tags = %v, want %v", first.Pushed, wantTags)
 	}
 	rep := pulledBack(t, reg, first.Reference, check.BaselineBase)
-	if rep.Report.Version != "3.51.3" || rep.UID == 0 || len(rep.Report.Mapped) != 1 {
-		t.Errorf("pulled-back image: version %s, uid %d, mapped %v; want 3.51.3, non-root, one copy", rep.Report.Version, rep.UID, rep.Report.Mapped)
+	if rep.Report.Version != "3.53.4" || rep.UID == 0 || len(rep.Report.Mapped) != 1 {
+		t.Errorf("pulled-back image: version %s, uid %d, mapped %v; want 3.53.4, non-root, one copy", rep.Report.Version, rep.UID, rep.Report.Mapped)
 	}
 	// SBOM and provenance where standard tools look: referrers of the image
 	// (the registry has no referrers API: the sha256-<hex> tag fallback),
@@ -150,7 +190,7 @@ func TestBuildMuslPushAndRebuild(t *testing.T) {
 	}
 	img, _ := remote.Image(subject, reg.RemoteOptions()...)
 	doc := testbase.ReadFile(t, img, graft.SBOMPath)
-	if err := sbom.Validate(mustParseSPDX(t, doc)); err != nil || !strings.Contains(string(doc), "pkg:generic/sqlite@3.51.3") {
+	if err := sbom.Validate(mustParseSPDX(t, doc)); err != nil || !strings.Contains(string(doc), "pkg:generic/sqlite@3.53.4") {
 		t.Errorf("SBOM in the image: %v\n%.300s", err, doc)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(resPath), provenance.FileName)); err != nil {
@@ -183,7 +223,7 @@ func TestBuildFailuresLeaveNoTag(t *testing.T) {
 
 	tampered := t.TempDir()
 	for _, f := range []string{"sqlite3.c", "sqlite3.h"} {
-		b, _ := os.ReadFile(filepath.Join(fixtures.Amalgamation(t, "3.51.3"), f))
+		b, _ := os.ReadFile(filepath.Join(fixtures.Amalgamation(t, "3.53.4"), f))
 		if f == "sqlite3.c" {
 			b[1000] ^= 1
 		}
@@ -219,7 +259,7 @@ func TestBuildGlibcPush(t *testing.T) {
 		t.Fatalf("build = %d:\n%s", r.code, r.stderr)
 	}
 	rep := pulledBack(t, reg, readResult(t, resPath).Reference, check.BaselineBase)
-	if rep.Report.Version != "3.51.3" || rep.UID == 0 {
+	if rep.Report.Version != "3.53.4" || rep.UID == 0 {
 		t.Errorf("pulled-back glibc image: version %s uid %d", rep.Report.Version, rep.UID)
 	}
 }
@@ -229,7 +269,7 @@ func TestBuildLocalOutput(t *testing.T) {
 	reg := registrytest.Start(t)
 	base := testbase.Push(t, testbase.Musl(t), reg.Host+"/library/alpine-like:3.21")
 	out := filepath.Join(t.TempDir(), "out")
-	args := append([]string{"build", "--local", "--base", base.String(), "--from", moduleZip(t, "3.51.3"), "--output", out}, cacheArgs(t)...)
+	args := append([]string{"build", "--local", "--base", base.String(), "--from", moduleZip(t, "3.53.4"), "--output", out}, cacheArgs(t)...)
 	r := sqliteGraft(t, args...)
 	if r.code != 0 {
 		t.Fatalf("build = %d:\n%s", r.code, r.stderr)
@@ -248,12 +288,14 @@ func TestBuildExplainsWhatChanged(t *testing.T) {
 	baseTag := reg.Host + "/library/alpine-like:3.21"
 	testbase.Push(t, testbase.Musl(t), baseTag)
 	target := reg.Host + "/sqlite-graft/alpine:nightly"
-	args, _ := buildArgs(t, "alpine-3.21", baseTag, target)
+	// From the earlier default pin, 3.51.3, to 3.53.4.
+	def := legacyDefinition(t, "alpine-3.21")
+	args, _ := buildArgs(t, def, baseTag, target)
 	if r := sqliteGraft(t, args...); r.code != 0 {
 		t.Fatalf("build = %d: %s", r.code, r.stderr)
 	}
 	dry := func(extra ...string) run {
-		args, _ := buildArgs(t, "alpine-3.21", baseTag, target, append([]string{"--dry-run"}, extra...)...)
+		args, _ := buildArgs(t, def, baseTag, target, append([]string{"--dry-run"}, extra...)...)
 		return sqliteGraft(t, args...)
 	}
 	if r := dry(); r.code != 0 || !strings.Contains(r.stdout, "nothing to do") || !strings.Contains(r.stdout, "unchanged") {
@@ -263,7 +305,7 @@ func TestBuildExplainsWhatChanged(t *testing.T) {
 		t.Errorf("dry run, new pin = %d %q, want the change named", r.code, r.stdout)
 	}
 	// A changed pin rebuilds, naming the change, and moves the tag.
-	args, resPath := buildArgs(t, "alpine-3.21", baseTag, target, "--sqlite", "3.53.4", "--from", moduleZip(t, "3.53.4"), "--log-level", "info")
+	args, resPath := buildArgs(t, def, baseTag, target, "--sqlite", "3.53.4", "--from", moduleZip(t, "3.53.4"), "--log-level", "info")
 	r := sqliteGraft(t, args...)
 	if rebuilt := readResult(t, resPath); r.code != 0 || rebuilt.Unchanged || !strings.Contains(r.stderr, "sqlite 3.51.3 -> 3.53.4") {
 		t.Errorf("build with a new pin = %d, %+v, want a rebuild naming the change:\n%s", r.code, rebuilt, r.stderr)
@@ -314,7 +356,8 @@ func vexMatches(t *testing.T, reg *registrytest.Registry, subject name.Digest, d
 		want               int
 	}{
 		{"CVE-2025-3277", image, distro, 1},                                                               // the distribution's, not the graft's
-		{"CVE-2026-11822", image, distro, 0},                                                              // the graft's own (FTS5 in 3.51.3)
+		{"CVE-2026-11822", image, distro, 1},                                                              // FTS5: the distribution's 3.48.0 has it, the graft's 3.53.4 not
+		{"CVE-2026-119374", image, distro, 0},                                                             // the graft's own (every release before 3.54.0)
 		{"CVE-2025-3277", image, "pkg:apk/alpine/busybox@1.37.0-r0", 0},                                   // another package
 		{"CVE-2025-3277", vex.ImagePURL(subject.Context(), "sha256:"+strings.Repeat("0", 64)), distro, 0}, // another image
 	} {

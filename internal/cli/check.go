@@ -40,7 +40,7 @@ recipe's options for --libc, and runs
   wal        every test/wal*.test but the crash, fault, thread and slow ones,
              about a minute or two on 2 cores;
   veryquick  SQLite's veryquick.test, tens of minutes.
-Without a verified tree of the version (none is pinned for 3.51.3) the result
+Without a verified tree of the version (only 3.53.4 has one pinned) the result
 is "not run", never a pass; --require-sqlite-tests makes that an error.
 --lib is optional with --sqlite-tests.`,
 		Example: `  sqlite-graft check --lib out/lib/libsqlite3.so.0

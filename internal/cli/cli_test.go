@@ -50,12 +50,15 @@ func moduleZip(t testing.TB, version string) string {
 
 func TestVersions(t *testing.T) {
 	r := sqliteGraft(t, "versions")
-	if r.code != 0 || !strings.Contains(r.stdout, "*3.51.3") {
-		t.Fatalf("versions = %d %q, want the default 3.51.3 marked", r.code, r.stdout)
+	if r.code != 0 || !strings.Contains(r.stdout, "*3.53.4") {
+		t.Fatalf("versions = %d %q, want the default 3.53.4 marked", r.code, r.stdout)
 	}
 	// The advisories of each pin, as the recipe compiles it.
-	if l := lineWith(r.stdout, "*3.51.3"); !strings.Contains(l, "CVE-2026-11822, CVE-2026-11824, CVE-2026-119374, CVE-2026-119379") {
-		t.Errorf("versions: the default pin's line = %q, want its four advisories", l)
+	if l := lineWith(r.stdout, "*3.53.4"); !strings.HasSuffix(l, "  CVE-2026-119374, CVE-2026-119379") {
+		t.Errorf("versions: the default pin's line = %q, want its two advisories", l)
+	}
+	if l := lineWith(r.stdout, " 3.51.3"); !strings.Contains(l, "CVE-2026-11822, CVE-2026-11824, CVE-2026-119374, CVE-2026-119379") {
+		t.Errorf("versions: 3.51.3 = %q, want its four advisories", l)
 	}
 	if l := lineWith(r.stdout, " 3.54.0"); !strings.HasSuffix(l, "none") {
 		t.Errorf("versions: 3.54.0 = %q, want no advisories", l)
@@ -74,14 +77,26 @@ func TestVersions(t *testing.T) {
 			}
 		} `json:"pin_advisories"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Default != "3.51.3" || len(doc.Releases) < 5 {
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.Default != "3.53.4" || len(doc.Releases) < 5 {
 		t.Fatalf("versions --json = %v, %+v", err, doc)
 	}
-	if len(doc.PinAdvisories) != len(doc.Releases) || !doc.PinAdvisories[0].Default || len(doc.PinAdvisories[0].Advisories) != 4 {
+	if len(doc.PinAdvisories) != len(doc.Releases) || doc.PinAdvisories[0].Version != "3.51.3" || doc.PinAdvisories[0].Default || len(doc.PinAdvisories[0].Advisories) != 4 {
 		t.Fatalf("versions --json pin_advisories = %+v", doc.PinAdvisories)
 	}
 	if a := doc.PinAdvisories[0].Advisories[0]; a.ID != "CVE-2026-11822" || a.Requires != "SQLITE_ENABLE_FTS5" || a.Fixed != "3.53.2" || len(a.Sources) == 0 {
 		t.Errorf("versions --json: first advisory of 3.51.3 = %+v", a)
+	}
+	var defaults []string
+	for _, p := range doc.PinAdvisories {
+		if p.Default {
+			defaults = append(defaults, p.Version)
+			if len(p.Advisories) != 2 || p.Advisories[0].ID != "CVE-2026-119374" || p.Advisories[0].Fixed != "3.54.0" {
+				t.Errorf("versions --json: advisories of the default %s = %+v, want CVE-2026-119374 and CVE-2026-119379", p.Version, p.Advisories)
+			}
+		}
+	}
+	if len(defaults) != 1 || defaults[0] != "3.53.4" {
+		t.Errorf("versions --json: default pins %v, want [3.53.4]", defaults)
 	}
 }
 
@@ -134,7 +149,9 @@ func TestFetchRefusesBadInputAndLeavesNothing(t *testing.T) {
 		"withdrawn":        {[]string{"--sqlite", "3.52.0", "--sha3", strings.Repeat("0", 64)}, []string{"withdrawn"}},
 	} {
 		out := filepath.Join(t.TempDir(), "src")
-		r := sqliteGraft(t, append(append([]string{"fetch", "--out", out}, cacheArgs(t)...), tc.args...)...)
+		// 3.51.3 named: the default pin is another release.
+		args := append([]string{"fetch", "--out", out, "--sqlite", "3.51.3"}, cacheArgs(t)...)
+		r := sqliteGraft(t, append(args, tc.args...)...)
 		if r.code != cli.ExitFailed {
 			t.Errorf("%s: fetch = %d, want %d\n%s", name, r.code, cli.ExitFailed, r.stderr)
 		}
@@ -148,7 +165,7 @@ func TestFetchRefusesBadInputAndLeavesNothing(t *testing.T) {
 		}
 	}
 	out := filepath.Join(t.TempDir(), "src")
-	r := sqliteGraft(t, append([]string{"fetch", "--out", out, "--from", moduleZip(t, "3.51.3")}, cacheArgs(t)...)...)
+	r := sqliteGraft(t, append([]string{"fetch", "--out", out, "--sqlite", "3.51.3", "--from", moduleZip(t, "3.51.3")}, cacheArgs(t)...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "3.51.3") {
 		t.Fatalf("fetch of the go-sqlite3 module zip = %d %s %s", r.code, r.stdout, r.stderr)
 	}
@@ -158,7 +175,7 @@ func TestFetchRefusesBadInputAndLeavesNothing(t *testing.T) {
 // system library, and python3's sqlite3 module under LD_PRELOAD.
 func TestCompileGlibcDropsIn(t *testing.T) {
 	out := t.TempDir()
-	r := sqliteGraft(t, append([]string{"compile", "--libc", "glibc", "--out", out, "--from", moduleZip(t, "3.51.3")}, cacheArgs(t)...)...)
+	r := sqliteGraft(t, append([]string{"compile", "--libc", "glibc", "--out", out, "--sqlite", "3.51.3", "--from", moduleZip(t, "3.51.3")}, cacheArgs(t)...)...)
 	if r.code != 0 {
 		t.Fatalf("compile = %d: %s", r.code, r.stderr)
 	}
@@ -199,7 +216,7 @@ func TestCompileGlibcDropsIn(t *testing.T) {
 // compile --libc musl, then check: a musl client through the musl loader.
 func TestCompileMuslDropsIn(t *testing.T) {
 	out := t.TempDir()
-	r := sqliteGraft(t, append([]string{"compile", "--libc", "musl", "--out", out, "--from", moduleZip(t, "3.51.3")}, cacheArgs(t)...)...)
+	r := sqliteGraft(t, append([]string{"compile", "--libc", "musl", "--out", out, "--sqlite", "3.51.3", "--from", moduleZip(t, "3.51.3")}, cacheArgs(t)...)...)
 	if r.code != 0 {
 		t.Fatalf("compile = %d: %s", r.code, r.stderr)
 	}

@@ -131,8 +131,8 @@ func TestBuildEveryDefinitionOnBothShapes(t *testing.T) {
 				t.Errorf("result checks = %+v, want no downstream package (the base carries one)", c)
 			}
 			rep := pulledBack(t, reg, res.Reference, kind)
-			if rep.Report.Version != "3.51.3" || rep.UID != 65532 || len(rep.Report.Mapped) != 1 || rep.BaselineKind != kind {
-				t.Errorf("pulled-back image: version %s, uid %d, mapped %v, baseline %s; want 3.51.3, 65532, one copy, %s",
+			if rep.Report.Version != "3.53.4" || rep.UID != 65532 || len(rep.Report.Mapped) != 1 || rep.BaselineKind != kind {
+				t.Errorf("pulled-back image: version %s, uid %d, mapped %v, baseline %s; want 3.53.4, 65532, one copy, %s",
 					rep.Report.Version, rep.UID, rep.Report.Mapped, rep.BaselineKind, kind)
 			}
 			prov, err := os.ReadFile(filepath.Join(filepath.Dir(resPath), provenance.FileName))
@@ -191,9 +191,9 @@ func preloadRemoved(t *testing.T, reg *registrytest.Registry, ref, def, version,
 	if err != nil {
 		t.Fatal(err)
 	}
-	pin, _ := embeddedPin(t, "3.51.3")
+	pin, _ := embeddedPin(t, "3.53.4")
 	r, err := graft.CheckDownstream(t.Context(), stripped, pkg, check.ImageOptions{Want: &pin})
-	if err != nil || !slices.Equal(r.Report.Mapped, []string{"/usr/local/lib/libsqlite3.so.3.51.3"}) {
+	if err != nil || !slices.Equal(r.Report.Mapped, []string{"/usr/local/lib/libsqlite3.so.3.53.4"}) {
 		t.Errorf("downstream check without the preload environment (%s) = %v, want it to pass: the loader finds the graft first", def, err)
 	}
 	if def == "debian-13" {
@@ -202,7 +202,7 @@ func preloadRemoved(t *testing.T, reg *registrytest.Registry, ref, def, version,
 			t.Fatal(err)
 		}
 		_, err = graft.CheckDownstream(t.Context(), noCache, pkg, check.ImageOptions{Want: &pin})
-		if err == nil || !strings.Contains(err.Error(), "sqlite_version() = "+testbase.GlibcVersion+", want 3.51.3") || !strings.Contains(err.Error(), "the grafted library /usr/local/lib/libsqlite3.so.3.51.3 is not among them") {
+		if err == nil || !strings.Contains(err.Error(), "sqlite_version() = "+testbase.GlibcVersion+", want 3.53.4") || !strings.Contains(err.Error(), "the grafted library /usr/local/lib/libsqlite3.so.3.53.4 is not among them") {
 			t.Errorf("downstream check without the preload environment and the loader cache = %v, want the distribution's %s bound and named", err, testbase.GlibcVersion)
 		}
 	}
@@ -231,7 +231,7 @@ func TestBuildDownstreamFailures(t *testing.T) {
 	}
 	tagAbsent(t, reg, repo+":missing")
 	out := filepath.Join(t.TempDir(), "out")
-	r = sqliteGraft(t, append([]string{"build", "--local", "--image", def, "--base", bare, "--from", moduleZip(t, "3.51.3"), "--output", out, "--distro-repository", empty}, cacheArgs(t)...)...)
+	r = sqliteGraft(t, append([]string{"build", "--local", "--image", def, "--base", bare, "--from", moduleZip(t, "3.53.4"), "--output", out, "--distro-repository", empty}, cacheArgs(t)...)...)
 	if _, err := os.Stat(out); r.code != 1 || !os.IsNotExist(err) {
 		t.Errorf("build --output with no package = %d, %s: %v; want exit 1 and no output", r.code, out, err)
 	}

@@ -85,14 +85,16 @@ func TestBuildReleaseGate(t *testing.T) {
 		t.Errorf("test-result referrers of %s = %v, %v; want one, PASSED, naming walrestart.test", subject, results, err)
 	}
 
-	// No verified tree of 3.51.3: not run, said; required: refused, no tag.
-	args, resPath := buildArgs(t, "debian-13", base, repo+":ungated", "--sqlite-tests", "wal")
+	// No verified tree of 3.51.3 (the earlier default): not run, said;
+	// required: refused, no tag.
+	legacy := legacyDefinition(t, "debian-13")
+	args, resPath := buildArgs(t, legacy, base, repo+":ungated", "--sqlite-tests", "wal")
 	if r := sqliteGraft(t, args...); r.code != 0 || !strings.Contains(r.stderr, "SQLite's tests: not run (no verified source tree for 3.51.3") {
 		t.Errorf("build --sqlite-tests wal of 3.51.3 = %d, want it to pass saying the tests did not run:\n%s", r.code, r.stderr)
 	} else if b, _ := os.ReadFile(resPath); !strings.Contains(string(b), `"status": "not run"`) {
 		t.Errorf("result file of an ungated build: %s, want sqlite_tests not run", b)
 	}
-	args, _ = buildArgs(t, "debian-13", base, repo+":required", "--sqlite-tests", "wal", "--require-sqlite-tests")
+	args, _ = buildArgs(t, legacy, base, repo+":required", "--sqlite-tests", "wal", "--require-sqlite-tests")
 	if r := sqliteGraft(t, args...); r.code != 1 || !strings.Contains(r.stderr, "not run (no verified source tree for 3.51.3") || !strings.Contains(r.stderr, "--require-sqlite-tests") {
 		t.Errorf("build --require-sqlite-tests of 3.51.3 = %d, want exit 1 naming the missing tree and the flag:\n%s", r.code, r.stderr)
 	}

@@ -278,7 +278,7 @@ func hostileCases() []hostileCase {
 				t.Errorf("annotation revision = %q, want none", v)
 			}
 			if labels["org.opencontainers.image.source"] != "https://github.com/sqlite-graft/sqlite-graft" ||
-				labels["org.opencontainers.image.title"] != "alpine-3.21 with SQLite 3.51.3" || strings.Contains(labels[graft.LabelInputs], "forged") {
+				labels["org.opencontainers.image.title"] != "alpine-3.21 with SQLite 3.53.4" || strings.Contains(labels[graft.LabelInputs], "forged") {
 				t.Errorf("labels = %v, want the graft's source, title and inputs", labels)
 			}
 			if labels["maintainer"] != "base team" || ann["com.example.keep"] != "yes" {

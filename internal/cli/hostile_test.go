@@ -29,7 +29,7 @@ import (
 // hostileBuild is the arguments of a build of the default definition from
 // base, pushed to push, with the shared build cache.
 func hostileBuild(t *testing.T, base, push string, extra ...string) []string {
-	args := append([]string{"build", "--local", "--image", "alpine-3.21", "--base", base, "--from", moduleZip(t, "3.51.3"), "--push", push}, cacheArgs(t)...)
+	args := append([]string{"build", "--local", "--image", "alpine-3.21", "--base", base, "--from", moduleZip(t, "3.53.4"), "--push", push}, cacheArgs(t)...)
 	return append(args, extra...)
 }
 

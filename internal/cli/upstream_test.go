@@ -105,8 +105,8 @@ func TestUpstreamOnFixtureIndexes(t *testing.T) {
 		"    autoconf":     {"2026/sqlite-autoconf-3550000.tar.gz", strings.Repeat("57", 32)},
 		"result:":          {"a graft can be retired", "a newer SQLite is available", "exit 4"},
 		// the advisories of each pin, as the recipe compiles it
-		" *3.51.3": {"CVE-2026-11822", "CVE-2026-11824", "CVE-2026-119374", "CVE-2026-119379"},
-		"  3.53.4": {"CVE-2026-119374, CVE-2026-119379"},
+		"  3.51.3": {"CVE-2026-11822", "CVE-2026-11824", "CVE-2026-119374", "CVE-2026-119379"},
+		" *3.53.4": {"CVE-2026-119374, CVE-2026-119379"},
 		"  3.54.0": {"none"},
 	} {
 		l := lineWith(r.stdout, prefix)

@@ -79,12 +79,12 @@ func TestDaggerWriteOCITarball(t *testing.T) {
 func TestDaggerDefinition(t *testing.T) {
 	for _, name := range []string{"alpine-3.21", "images/alpine-3.21.yaml", ""} {
 		def, v, err := daggerexec.Spec{Image: name}.Definition()
-		if err != nil || def.Name != "alpine-3.21" || v.String() != "3.51.3" {
+		if err != nil || def.Name != "alpine-3.21" || v.String() != "3.53.4" {
 			t.Errorf("Spec{Image: %q}.Definition() = %v, %v, %v", name, def, v, err)
 		}
 	}
-	if _, v, err := (daggerexec.Spec{Image: "debian-13", SQLite: "3.53.4"}).Definition(); err != nil || v.String() != "3.53.4" {
-		t.Errorf("Definition(debian-13, 3.53.4) = %v, %v", v, err)
+	if _, v, err := (daggerexec.Spec{Image: "debian-13", SQLite: "3.51.3"}).Definition(); err != nil || v.String() != "3.51.3" {
+		t.Errorf("Definition(debian-13, 3.51.3) = %v, %v", v, err)
 	}
 	if _, _, err := (daggerexec.Spec{Image: "nope"}).Definition(); err == nil || !strings.Contains(err.Error(), "alpine-3.21") {
 		t.Errorf("Definition(nope) = %v, want the shipped names", err)

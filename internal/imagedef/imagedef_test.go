@@ -157,7 +157,7 @@ func TestParseErrors(t *testing.T) {
 			file + `:7: distro_repository "http://dl-cdn.alpinelinux.org/alpine/v3.21/main": want an https URL`},
 		"distro_repository debian": {strings.Replace(edit(t, "distro_sqlite: 3.48.0-r4\n", "distro_sqlite: 3.46.1-7\ndistro_package: libsqlite3-0\ndistro_repository: https://deb.debian.org/debian\n"), "libc: musl", "libc: glibc", 1),
 			file + `:7: distro_repository "https://deb.debian.org/debian": want <archive>/dists/<suite>/<component>`},
-		"sqlite missing":    {edit(t, "sqlite: 3.51.3\n", ""), file + ": sqlite is missing, e.g. sqlite: 3.51.3"},
+		"sqlite missing":    {edit(t, "sqlite: 3.51.3\n", ""), file + ": sqlite is missing, e.g. sqlite: 3.53.4"},
 		"sqlite syntax":     {edit(t, "sqlite: 3.51.3", "sqlite: 3.x"), file + `:6: sqlite: SQLite version "3.x"`},
 		"sqlite vulnerable": {edit(t, "sqlite: 3.51.3", "sqlite: 3.51.2"), file + ":6: sqlite 3.51.2: SQLite 3.51.2 is affected by the WAL-reset bug"},
 		"sqlite as float":   {edit(t, "sqlite: 3.51.3", "sqlite: 3.50"), file + ":6: sqlite 3.50.0: SQLite 3.50.0 is affected"},
@@ -269,7 +269,7 @@ func TestEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.Base != "docker.io/library/alpine:3.21" || d.Libc != "musl" || d.DistroSQLite != "3.48.0-r4" ||
-		d.SQLite.String() != "3.51.3" || !reflect.DeepEqual(d.Platforms, []string{"linux/amd64", "linux/arm64"}) {
+		d.SQLite.String() != "3.53.4" || !reflect.DeepEqual(d.Platforms, []string{"linux/amd64", "linux/arm64"}) {
 		t.Errorf("default definition = %+v", d)
 	}
 	for n, want := range map[string]struct{ base, libc, distro string }{

@@ -70,8 +70,8 @@ func TestWALResetRule(t *testing.T) {
 
 func TestEmbeddedPins(t *testing.T) {
 	f := embedded(t)
-	if f.Default.String() != "3.51.3" {
-		t.Errorf("default = %s, want 3.51.3", f.Default)
+	if f.Default.String() != "3.53.4" {
+		t.Errorf("default = %s, want 3.53.4", f.Default)
 	}
 	p, err := f.Lookup(pins.MustParseVersion("3.51.3"))
 	if err != nil {
@@ -134,7 +134,7 @@ func TestParseRejects(t *testing.T) {
 		"unknown key":   {base + "\nextra: 1\n", "unknown field"},
 		"bad hash":      {strings.Replace(base, "ced02ff9738970f338c9c8e269897b554bcda73f6cf1029d49459e1324dbeaea", "ced02ff", 1), `amalgamation.sha3 = "ced02ff"`},
 		"year mismatch": {strings.Replace(base, "year: 2026\n    date: 2026-03-13", "year: 2025\n    date: 2026-03-13", 1), "year = 2025"},
-		"bad default":   {strings.Replace(base, "default: 3.51.3", "default: 3.49.0", 1), "not pinned"},
+		"bad default":   {strings.Replace(base, "default: 3.53.4", "default: 3.49.0", 1), "not pinned"},
 		"bad version":   {strings.Replace(base, "version: 3.53.1", "version: 3.x", 1), "3.x"},
 		"tree sha256":   {strings.Replace(base, "sha256: 05366adc", "sha256: 05366ADC", 1), "canonical_tree.debian: sqlite3_3.53.4.orig.tar.xz: sha256"},
 		"tree path":     {strings.Replace(base, "directory: pool/main/s/sqlite3", "directory: ../s/sqlite3", 1), "not a pool/ path"},
