@@ -50,7 +50,7 @@ func (e *Executor) Build(ctx context.Context, plan recipe.Plan, src, out string)
 		return err
 	}
 	defer unlock()
-	if complete(entry, plan.Products) {
+	if Complete(entry, plan.Products) {
 		e.log.WithField("key", key[:12]).Info("compile: unchanged inputs, using the cached build")
 		return fsutil.Install(entry, out, plan.Products)
 	}
@@ -112,9 +112,10 @@ func ContentKey(header string, plan recipe.Plan, src string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func complete(entry string, products []string) bool {
+// Complete says whether dir holds every one of products.
+func Complete(dir string, products []string) bool {
 	for _, p := range products {
-		if _, err := os.Stat(filepath.Join(entry, p)); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			return false
 		}
 	}

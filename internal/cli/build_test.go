@@ -16,6 +16,7 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
 	"github.com/sqlite-graft/sqlite-graft/internal/graft"
+	"github.com/sqlite-graft/sqlite-graft/internal/imagedef"
 	"github.com/sqlite-graft/sqlite-graft/internal/pins"
 	"github.com/sqlite-graft/sqlite-graft/internal/provenance"
 	"github.com/sqlite-graft/sqlite-graft/internal/publish"
@@ -45,19 +46,15 @@ func buildArgs(t testing.TB, def, base, push string, extra ...string) ([]string,
 // a file) pins: the source the build is given must be of that version.
 func definitionVersion(t testing.TB, def string) string {
 	t.Helper()
-	file := def
+	load := imagedef.Load
 	if !strings.HasSuffix(def, ".yaml") {
-		file = filepath.Join("..", "..", "images", def+".yaml")
+		load = imagedef.Embedded
 	}
-	b, err := os.ReadFile(file)
+	d, err := load(def)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^sqlite: (\S+)$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("%s has no sqlite: line", file)
-	}
-	return string(m[1])
+	return d.SQLite.String()
 }
 
 // legacyDefinition is a copy of the shipped definition name pinned to

@@ -35,21 +35,19 @@ const (
 // options, then the level's test files run there as nobody, their output
 // read back and judged by internal/sqltests as on the local path. It runs
 // on the first platform of the set (others would run under emulation).
-func (e *Executors) Gate(ctx context.Context) func(context.Context, sqltests.BuildRequest, sqltests.Level, sqltests.RunOptions) (*sqltests.Result, error) {
-	return func(ctx context.Context, req sqltests.BuildRequest, level sqltests.Level, opts sqltests.RunOptions) (*sqltests.Result, error) {
-		if len(e.Platforms) == 0 {
-			return nil, fmt.Errorf("daggerexec: the release gate needs a platform")
-		}
-		if strings.TrimSpace(e.Def.TestToolchain) == "" {
-			return nil, fmt.Errorf("%s: no test_toolchain: the release gate builds SQLite's testfixture in the base and needs the distribution's Tcl and zlib headers and make (e.g. test_toolchain: apk add --no-cache tcl-dev zlib-dev)", e.Def.File)
-		}
-		t, err := e.target(ctx, e.Platforms[0])
-		if err != nil {
-			return nil, err
-		}
-		g := &gate{q: e.Query, files: e.Files, target: t, def: e.Def, log: e.log()}
-		return g.run(ctx, req, level, opts)
+func (e *Executors) Gate(ctx context.Context, req sqltests.BuildRequest, level sqltests.Level, opts sqltests.RunOptions) (*sqltests.Result, error) {
+	if len(e.Platforms) == 0 {
+		return nil, fmt.Errorf("daggerexec: the release gate needs a platform")
 	}
+	if strings.TrimSpace(e.Def.TestToolchain) == "" {
+		return nil, fmt.Errorf("%s: no test_toolchain: the release gate builds SQLite's testfixture in the base and needs the distribution's Tcl and zlib headers and make (e.g. test_toolchain: apk add --no-cache tcl-dev zlib-dev)", e.Def.File)
+	}
+	t, err := e.target(ctx, e.Platforms[0])
+	if err != nil {
+		return nil, err
+	}
+	g := &gate{q: e.Query, files: e.Files, target: t, def: e.Def, log: e.log()}
+	return g.run(ctx, req, level, opts)
 }
 
 type gate struct {
@@ -87,7 +85,7 @@ func (g *gate) run(ctx context.Context, req sqltests.BuildRequest, level sqltest
 	for _, argv := range steps {
 		built = built.WithExec(argv)
 	}
-	g.log.WithFields(logrus.Fields{"check_in": short(req.Tree.CheckIn), "base": g.target.Base}).Info("testfixture: building SQLite's test harness from the verified tree in the engine")
+	g.log.WithFields(logrus.Fields{"check_in": req.Tree.CheckIn[:12], "base": g.target.Base}).Info("testfixture: building SQLite's test harness from the verified tree in the engine")
 	start := time.Now()
 	if built, err = built.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("testfixture in %s: %w", where, withOutput(err))
@@ -234,13 +232,6 @@ func (g *gate) readRuns(ctx context.Context, out *dagger.Directory, files []stri
 		results[i] = sqltests.ReadOutput(f, outputs[i], runErr, seconds)
 	}
 	return results, outputs, nil
-}
-
-func short(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }
 
 // failedTails is the last lines of each failed file's output.

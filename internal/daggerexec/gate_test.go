@@ -143,7 +143,7 @@ func TestDaggerGateRunsSQLiteTestsInTheBase(t *testing.T) {
 			files := &gateFiles{q: c.Query, sqlite3c: tc.sqlite3c, outputs: tc.outputs}
 			ex := gateExecutors(c, files)
 			ex.Def = definition(t, "alpine-3.21")
-			r, err := ex.Gate(context.Background())(context.Background(), req, sqltests.Quick, sqltests.RunOptions{})
+			r, err := ex.Gate(context.Background(), req, sqltests.Quick, sqltests.RunOptions{})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Gate(%s) = %v, want an error naming %q", name, err, tc.wantErr)
@@ -251,7 +251,7 @@ func TestDaggerGateNeedsTestToolchain(t *testing.T) {
 	def.TestToolchain = ""
 	ex := gateExecutors(c, &gateFiles{q: c.Query})
 	ex.Def = def
-	_, err := ex.Gate(context.Background())(context.Background(), gateRequest(t), sqltests.Quick, sqltests.RunOptions{})
+	_, err := ex.Gate(context.Background(), gateRequest(t), sqltests.Quick, sqltests.RunOptions{})
 	if err == nil || !strings.Contains(err.Error(), "images/alpine-3.21.yaml") || !strings.Contains(err.Error(), "test_toolchain") {
 		t.Fatalf("Gate without test_toolchain = %v, want an error naming the file and test_toolchain", err)
 	}

@@ -194,7 +194,7 @@ func (m *Module) request(ctx context.Context, spec Spec, platforms []v1.Platform
 		}
 	}
 	ex := m.executors(def, spec.Base, platforms)
-	tests, err := spec.sqliteTests(ex.Gate(ctx))
+	tests, err := spec.sqliteTests(ex.Gate)
 	if err != nil {
 		return nil, graft.ImageRequest{}, err
 	}

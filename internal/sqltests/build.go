@@ -97,11 +97,7 @@ func (b *Builder) Testfixture(ctx context.Context, req BuildRequest) (*Testfixtu
 	if err != nil {
 		return nil, err
 	}
-	vars := map[string]string{
-		"CC":      exe.CC(),
-		"CFLAGS":  strings.Join(req.Recipe.CFlags, " "),
-		"DEFINES": strings.Join(req.Recipe.DefineFlags(), " "),
-	}
+	vars := compileVars(req, exe.CC())
 	var env []string
 	if tcl.prefix != "" {
 		env = []string{"CPPFLAGS=-I" + filepath.Join(tcl.prefix, "include"), "LDFLAGS=-L" + filepath.Join(tcl.prefix, "lib")}
@@ -184,6 +180,17 @@ func (b *Builder) Testfixture(ctx context.Context, req BuildRequest) (*Testfixtu
 	}
 	b.log().WithFields(logrus.Fields{"seconds": int(tf.BuildSeconds), "path": tf.Path}).Info("testfixture: built")
 	return tf, nil
+}
+
+// compileVars are gate.yaml's compiler placeholders for req: the compiler
+// and the recipe's flags and -D options (the testfixture's cache key holds
+// them, not the paths of a build).
+func compileVars(req BuildRequest, cc string) map[string]string {
+	return map[string]string{
+		"CC":      cc,
+		"CFLAGS":  strings.Join(req.Recipe.CFlags, " "),
+		"DEFINES": strings.Join(req.Recipe.DefineFlags(), " "),
+	}
 }
 
 func readEntry(entry string) (*Testfixture, error) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/sourcetree"
 )
@@ -38,13 +37,8 @@ func TestfixtureSteps(req BuildRequest, cc, tree, tclConfigDir string) ([][]stri
 	if err != nil {
 		return nil, err
 	}
-	vars := map[string]string{
-		"CC":             cc,
-		"CFLAGS":         strings.Join(req.Recipe.CFlags, " "),
-		"DEFINES":        strings.Join(req.Recipe.DefineFlags(), " "),
-		"TREE":           tree,
-		"TCL_CONFIG_DIR": tclConfigDir,
-	}
+	vars := compileVars(req, cc)
+	vars["TREE"], vars["TCL_CONFIG_DIR"] = tree, tclConfigDir
 	var argvs [][]string
 	for _, st := range s.Testfixture {
 		argv, err := expand(st.Argv, vars)

@@ -104,7 +104,7 @@ func installOnce(cache *buildcache.Executor, plan recipe.Plan, src, out string) 
 	}
 	defer unlock()
 	stamp := filepath.Join(out, ".build-key")
-	if b, err := os.ReadFile(stamp); err == nil && string(b) == key && installed(out, plan.Products) {
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == key && buildcache.Complete(out, plan.Products) {
 		return nil
 	}
 	os.Remove(stamp)
@@ -112,15 +112,6 @@ func installOnce(cache *buildcache.Executor, plan recipe.Plan, src, out string) 
 		return err
 	}
 	return os.WriteFile(stamp, []byte(key), 0o644)
-}
-
-func installed(dir string, names []string) bool {
-	for _, n := range names {
-		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 func quiet() logrus.FieldLogger {
