@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/fixtures"
@@ -18,8 +20,31 @@ import (
 	"github.com/sqlite-graft/sqlite-graft/internal/referrers"
 	"github.com/sqlite-graft/sqlite-graft/internal/registrytest"
 	"github.com/sqlite-graft/sqlite-graft/internal/sbom"
+	"github.com/sqlite-graft/sqlite-graft/internal/sqltests"
 	"github.com/sqlite-graft/sqlite-graft/internal/testbase"
 )
+
+// bareCompile is the floor the figures are measured against: the recipe's
+// library step alone, by hand, on the release's official sqlite3.c.
+func bareCompile(b *testing.B, libc local.Libc, version string) time.Duration {
+	b.Helper()
+	plan, err := recipe.Default().Plan(recipe.Params{CC: local.New(libc).CC(), Version: version})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := fixtures.Amalgamation(b, version)
+	work := b.TempDir()
+	for _, f := range []string{"sqlite3.c", "sqlite3.h"} {
+		os.Symlink(filepath.Join(src, f), filepath.Join(work, f))
+	}
+	start := time.Now()
+	cmd := exec.Command(plan.Steps[0].Argv[0], plan.Steps[0].Argv[1:]...)
+	cmd.Dir = work
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("bare compile: %v %s", err, out)
+	}
+	return time.Since(start)
+}
 
 // BenchmarkBuildFigures measures the image figures once (run with
 // `go test -run XXX -bench BuildFigures -benchtime 1x ./internal/cli/`):
@@ -35,23 +60,7 @@ func BenchmarkBuildFigures(b *testing.B) {
 		base := testbase.Push(b, testbase.Musl(b), reg.Host+"/library/alpine-like:3.21")
 		repo := reg.Host + "/sqlite-graft/alpine"
 
-		// The floor: the recipe's library step alone, by hand.
-		plan, err := recipe.Default().Plan(recipe.Params{CC: local.New(local.Musl).CC(), Version: "3.51.3"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		src := fixtures.Amalgamation(b, "3.51.3")
-		work := b.TempDir()
-		for _, f := range []string{"sqlite3.c", "sqlite3.h"} {
-			os.Symlink(filepath.Join(src, f), filepath.Join(work, f))
-		}
-		start := time.Now()
-		cmd := exec.Command(plan.Steps[0].Argv[0], plan.Steps[0].Argv[1:]...)
-		cmd.Dir = work
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("bare compile: %v %s", err, out)
-		}
-		bare := time.Since(start)
+		bare := bareCompile(b, local.Musl, "3.51.3")
 
 		// From 3.51.3 (the earlier default, its advisories accepted) to 3.53.4.
 		def := legacyDefinition(b, "alpine-3.21")
@@ -128,5 +137,91 @@ func BenchmarkBuildFigures(b *testing.B) {
 		}
 		b.ReportMetric(same, "same-digest-61s-later")
 		b.Logf("cold %s, again 61 s later with fresh caches %s; warm unchanged=%v", cold.Digest, again.Digest, warm.Unchanged)
+	}
+}
+
+// BenchmarkReleaseGateFigures measures what the release gate adds to a cold
+// build (run with `go test -run XXX -bench ReleaseGateFigures -benchtime 1x
+// ./internal/cli/`), per libc: the bare compile of 3.53.4's library (the
+// recipe's library step alone), a cold build of the shipped definition
+// without the gate and one with `--sqlite-tests wal` (fresh caches each:
+// the tree verified, testfixture built and the wal level run beside the
+// compile), and from the gated build's result the testfixture build and the
+// level's wall time. musl's Tcl is built once per machine, like a
+// toolchain, and is not counted.
+func BenchmarkReleaseGateFigures(b *testing.B) {
+	for _, tc := range []struct {
+		libc local.Libc
+		def  string
+		base func(testing.TB) v1.Image
+	}{{local.Glibc, "debian-13", testbase.Glibc}, {local.Musl, "alpine-3.21", testbase.Musl}} {
+		b.Run(string(tc.libc), func(b *testing.B) {
+			for range b.N {
+				reg := registrytest.Start(b)
+				base := testbase.Push(b, tc.base(b), reg.Host+"/library/base:1").String()
+				repo := reg.Host + "/sqlite-graft/gated"
+				tree := fixtures.CanonicalTreeArchive(b, "3.53.4")
+
+				bare := bareCompile(b, tc.libc, "3.53.4")
+
+				// A fresh cache per build; for musl, with the machine's Tcl.
+				freshCache := func() string {
+					dir := b.TempDir()
+					if tc.libc != local.Musl {
+						return dir
+					}
+					shared, err := fixtures.CacheDir()
+					if err != nil {
+						b.Fatal(err)
+					}
+					r := sqliteGraft(b, "check", "--sqlite-tests", "quick", "--sqlite", "3.53.4", "--libc", "musl",
+						"--sqlite-tree", tree, "--cache-dir", shared, "--log-level", "warn")
+					if r.code != 0 {
+						b.Fatalf("musl Tcl: %s", r.stderr)
+					}
+					if err := os.CopyFS(filepath.Join(dir, "tcl"), os.DirFS(filepath.Join(shared, "tcl"))); err != nil {
+						b.Fatal(err)
+					}
+					return dir
+				}
+				build := func(tag string, extra ...string) (time.Duration, string) {
+					b.Helper()
+					cache := freshCache()
+					res := filepath.Join(b.TempDir(), "result.json")
+					args := append([]string{"build", "--local", "--image", tc.def, "--base", base, "--from", moduleZip(b, "3.53.4"),
+						"--push", repo + ":" + tag, "--result", res, "--cache-dir", cache, "--log-level", "warn"}, extra...)
+					start := time.Now()
+					r := sqliteGraft(b, args...)
+					d := time.Since(start)
+					if r.code != 0 {
+						b.Fatalf("build %s: %s", tag, r.stderr)
+					}
+					return d, res
+				}
+				plain, _ := build("plain")
+				gated, res := build("gated", "--sqlite-tests", "wal", "--require-sqlite-tests", "--sqlite-tree", tree)
+				var result struct {
+					SQLiteTests sqltests.Result `json:"sqlite_tests"`
+				}
+				j, err := os.ReadFile(res)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := json.Unmarshal(j, &result); err != nil {
+					b.Fatal(err)
+				}
+				g := result.SQLiteTests
+				if g.Status != sqltests.Passed || g.Level != sqltests.WAL {
+					b.Fatalf("the gated build's sqlite_tests = %s, want the wal level passed", g.Summary())
+				}
+				b.ReportMetric(bare.Seconds(), "bare-compile-s")
+				b.ReportMetric(plain.Seconds(), "cold-build-s")
+				b.ReportMetric(gated.Seconds(), "cold-gated-build-s")
+				b.ReportMetric((gated-plain).Seconds()/bare.Seconds(), "gate-adds/bare")
+				b.ReportMetric(g.BuildSeconds, "testfixture-s")
+				b.ReportMetric(g.Seconds, "wal-level-s")
+				b.Logf("%s: %s", tc.libc, g.Summary())
+			}
+		})
 	}
 }

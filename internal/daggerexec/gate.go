@@ -81,7 +81,9 @@ func (g *gate) run(ctx context.Context, req sqltests.BuildRequest, level sqltest
 	if err != nil {
 		return nil, fmt.Errorf("upload the source tree %s: %w", req.Tree.Dir, err)
 	}
-	built := builder.WithDirectory(gateTree, tree).WithWorkdir(gateBuild)
+	built := builder.WithDirectory(gateTree, tree).
+		WithNewFile(gateBuild+"/"+sqltests.TestfixtureMakefileName, string(sqltests.TestfixtureMakefile)).
+		WithWorkdir(gateBuild)
 	for _, argv := range steps {
 		built = built.WithExec(argv)
 	}
@@ -155,11 +157,12 @@ func (g *gate) amalgamation(ctx context.Context, built *dagger.Container, req sq
 	return sqltests.CheckAmalgamation(filepath.Join(dir, "sqlite3.c"), req)
 }
 
-// runScript runs the test files given as arguments, one list per worker
-// ("a.test b.test" per argument), each file in a directory of its own,
-// keeping its output, exit status and times (from /proc/uptime: busybox's
-// date has no sub-second format). It always exits 0: the files' results
-// are judged in Go.
+// runScript runs the test files given after the number of workers, in
+// that order (slowest first): each worker takes the next file nobody has
+// claimed (mkdir is the atomic claim), runs it in a directory of its own and
+// keeps its output, exit status and times (from /proc/uptime: busybox's date
+// has no sub-second format). It always exits 0: the files' results are
+// judged in Go.
 const runScript = `set -u
 one() {
   f=$1; w=` + gateWork + `/${f%.test}; o=` + gateOut + `/$f
@@ -169,29 +172,30 @@ one() {
   echo $? > "$o.rc"
   echo "$s $(cut -d' ' -f1 /proc/uptime)" > "$o.time"
 }
-for list in "$@"; do
-  ( for f in $list; do one "$f"; done ) &
-done
+worker() {
+  for f in "$@"; do
+    mkdir ` + gateWork + `/.claimed/"$f" 2>/dev/null && one "$f"
+  done
+}
+mkdir -p ` + gateWork + `/.claimed
+n=$1; shift
+while [ "$n" -gt 0 ]; do worker "$@" & n=$((n-1)); done
 wait
 exit 0
 `
 
-// runFiles runs files with testfixture as nobody, two workers (the
-// machines this runs on have two cores), in a scratch copy of the tree
-// nobody may write in, and returns the directory of outputs. The run is
-// never taken from the engine's cache: a gate that did not run must not
-// pass.
+// runFiles runs files with testfixture as nobody, sqltests.DefaultJobs at
+// a time as on the local path, in a scratch copy of the tree nobody may
+// write in, and returns the directory of outputs. The run is never taken
+// from the engine's cache: a gate that did not run must not pass.
 func (g *gate) runFiles(ctx context.Context, built *dagger.Container, files []string) (*dagger.Directory, error) {
-	workers := make([]string, min(2, len(files)))
-	for i, f := range files {
-		workers[i%len(workers)] = strings.TrimSpace(workers[i%len(workers)] + " " + f)
-	}
+	jobs := strconv.Itoa(min(sqltests.DefaultJobs(), len(files)))
 	ctr := built.
 		WithExec([]string{"sh", "-c", "mkdir -p " + gateWork + " " + gateOut + " && chown -R " + gateUser + " " + gateRoot}).
 		WithEnvVariable("SQLITE_GRAFT_GATE_RUN", strconv.FormatInt(time.Now().UnixNano(), 10)).
 		WithUser(gateUser).
 		WithWorkdir(gateWork).
-		WithExec(append([]string{"sh", "-c", runScript, "sh"}, workers...))
+		WithExec(append([]string{"sh", "-c", runScript, "sh", jobs}, files...))
 	out, err := ctr.Directory(gateOut).Sync(ctx)
 	if err != nil {
 		return nil, withOutput(err)

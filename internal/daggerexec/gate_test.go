@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,7 +105,7 @@ func gateExecutors(c *dagger.Client, files daggerexec.Files) *daggerexec.Executo
 // The release gate in the engine: testfixture built in the definition's
 // pinned base with its toolchain and test_toolchain, by gate.yaml's steps
 // with the recipe's options against the base's Tcl; the level's files run
-// as nobody, never from the cache, split over two workers; the outputs read
+// as nobody, never from the cache, slowest first, DefaultJobs at a time; the outputs read
 // back and judged by internal/sqltests.
 func TestDaggerGateRunsSQLiteTestsInTheBase(t *testing.T) {
 	req := gateRequest(t)
@@ -197,11 +198,15 @@ func checkGateQueries(t *testing.T, rec *recorder, req sqltests.BuildRequest, qu
 		t.Fatalf("the gate ran in %s, want the pinned base", show(chain[:2]))
 	}
 	var execs [][]string
-	user, nonce := "", false
+	user, nonce, makefile := "", false, false
 	for _, c := range chain {
 		switch c.Name {
 		case "withExec":
 			execs = append(execs, c.list("args"))
+		case "withNewFile":
+			// the split testfixture rule, in the build directory before make reads it
+			makefile = makefile || (len(execs) == 2 && c.str("path") == "/sqlite-tests/build/"+sqltests.TestfixtureMakefileName &&
+				c.str("contents") == string(sqltests.TestfixtureMakefile))
 		case "withUser":
 			user = c.str("name")
 		case "withEnvVariable":
@@ -222,21 +227,23 @@ func checkGateQueries(t *testing.T, rec *recorder, req sqltests.BuildRequest, qu
 			t.Errorf("exec %d = %q, want %q", i, execs[i], w)
 		}
 	}
-	if !slices.Contains(steps[len(steps)-1], "testfixture") || !strings.Contains(strings.Join(steps[len(steps)-1], " "), "-DSQLITE_ENABLE_FTS5") {
+	if !makefile {
+		t.Errorf("%s was not written into the build directory before the build steps", sqltests.TestfixtureMakefileName)
+	}
+	if !slices.Contains(steps[len(steps)-1], "testfixture-objects") || !strings.Contains(strings.Join(steps[len(steps)-1], " "), "-DSQLITE_ENABLE_FTS5") {
 		t.Errorf("testfixture step %q, want the recipe's defines", steps[len(steps)-1])
 	}
 	if user != "65534:65534" || !nonce {
 		t.Errorf("tests run as %q (nonce %v), want nobody and never from the cache", user, nonce)
 	}
 	run := execs[len(execs)-1]
-	var got []string
-	for _, w := range run[4:] {
-		got = append(got, strings.Fields(w)...)
+	order, err := sqltests.Files(sqltests.Quick, req.Tree)
+	if err != nil {
+		t.Fatal(err)
 	}
-	slices.Sort(got)
-	sorted := slices.Sorted(slices.Values(quick))
-	if len(run[4:]) != 2 || !slices.Equal(got, sorted) {
-		t.Errorf("run script arguments %q, want the level's %d files over two workers", run[4:], len(quick))
+	jobs := strconv.Itoa(min(sqltests.DefaultJobs(), len(quick)))
+	if len(run) < 5 || run[4] != jobs || !slices.Equal(run[5:], order) || !slices.Equal(slices.Sorted(slices.Values(order)), slices.Sorted(slices.Values(quick))) {
+		t.Errorf("run script arguments %q, want %s workers and the level's %d files, slowest first (%q)", run[4:], jobs, len(quick), order)
 	}
 	if slices.Contains(rec.allFields(), "host") {
 		t.Errorf("the gate touched the host")

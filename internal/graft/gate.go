@@ -88,10 +88,9 @@ func (e *Env) RunSQLiteTests(ctx context.Context, v pins.Version, libc string, t
 	return gate(ctx, req, t.Level, sqltests.RunOptions{LogDir: t.LogDir, Log: e.Log})
 }
 
-// releaseGate runs the gate for the build: once, before anything is
-// compiled (the testfixture builds from the tree, whose generated sqlite3.c
-// is the pinned one byte for byte). A failure stops the build with nothing
-// written.
+// releaseGate runs the gate for the build, once, beside the compiles (the
+// testfixture builds from the tree, whose generated sqlite3.c is the pinned
+// one byte for byte). A failure stops the build with nothing written.
 func (e *Env) releaseGate(ctx context.Context, req ImageRequest, plan *BuildPlan) (*sqltests.Result, error) {
 	r, err := e.RunSQLiteTests(ctx, plan.Version, req.Def.Libc, req.SQLiteTests)
 	if err != nil {

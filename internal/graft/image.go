@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sqlite-graft/sqlite-graft/internal/check"
 	"github.com/sqlite-graft/sqlite-graft/internal/image"
@@ -59,7 +60,7 @@ type ImageRequest struct {
 	CheckTimeout    time.Duration        // of each process the image check runs; 0: the check's default
 	// ProvenanceFile, when set, receives the in-toto provenance statement.
 	ProvenanceFile string
-	// SQLiteTests asks for the release gate before anything is compiled.
+	// SQLiteTests asks for the release gate, run beside the compiles.
 	SQLiteTests SQLiteTests
 	// CheckOnly builds and checks, and writes nothing: no output, no push
 	// (the result names the digest that passed).
@@ -77,8 +78,9 @@ type ImageRequest struct {
 //
 //	plan      PlanImage: every input resolved, compared with what the tags hold (no-op first)
 //	harden    every base read, verified and its hardening planned, before any compile
-//	gate      SQLite's own tests from the verified canonical tree (releaseGate), when asked
-//	graft     per platform: compile (the Compiler), the graft layer, the image (graftPlatform)
+//	gate      SQLite's own tests from the verified canonical tree (releaseGate), when asked,
+//	          beside the compiles (compilePlatform: per platform, the Compiler)
+//	graft     per platform, with the gate's result: the graft layer, the image (assemblePlatform)
 //	document  the SBOM, the provenance and the other referrers (documents)
 //	check     every image checked from inside, in its platform's Sandbox (checkImages)
 //	publish   the check as the gate, then an OCI layout or a push: referrers, then tags (publish)
@@ -110,17 +112,34 @@ func (e *Env) BuildImage(ctx context.Context, req ImageRequest) (*publish.Result
 	if err != nil {
 		return nil, err
 	}
-	tests, err := e.releaseGate(ctx, req, plan)
-	if err != nil {
+	// The gate and the compiles need nothing of each other until a layer
+	// records the gate's result, so they run side by side: the
+	// testfixture's compile beside the library's, and the WAL tests, which
+	// mostly wait, beside the rest. The first failure cancels the other.
+	var tests *sqltests.Result
+	imgs := make([]*platformImage, len(plan.Bases))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		tests, err = e.releaseGate(gctx, req, plan)
+		return err
+	})
+	g.Go(func() error {
+		for i, base := range plan.Bases {
+			pi, err := e.compilePlatform(gctx, req, plan, base, hards[i], work)
+			if err != nil {
+				return err
+			}
+			imgs[i] = pi
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var imgs []*platformImage
-	for i, base := range plan.Bases {
-		pi, err := e.graftPlatform(ctx, req, plan, base, hards[i], work, tests)
-		if err != nil {
+	for i, pi := range imgs {
+		if err := e.assemblePlatform(req, plan, pi, hards[i], work, tests); err != nil {
 			return nil, err
 		}
-		imgs = append(imgs, pi)
 	}
 	docs, err := e.documents(req, plan, imgs, hards[0], tests)
 	if err != nil {
@@ -157,12 +176,10 @@ type platformImage struct {
 	checks  *downstreamPlan
 }
 
-// graftPlatform compiles SQLite for one platform and grafts it onto its
-// hardened base: how it will be checked is decided first (a package the
-// downstream check needs and cannot have stops the build before any
-// compile), then the library is compiled, the layer written and the image
-// assembled.
-func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPlan, base *image.Base, hard hardened, work string, tests *sqltests.Result) (*platformImage, error) {
+// compilePlatform compiles SQLite for one platform: how its image will be
+// checked is decided first (a package the downstream check needs and cannot
+// have stops the build before any compile), then the library is compiled.
+func (e *Env) compilePlatform(ctx context.Context, req ImageRequest, plan *BuildPlan, base *image.Base, hard hardened, work string) (*platformImage, error) {
 	pl := base.Platform
 	log := e.Log.WithField("platform", pl.String())
 	log.WithField("digest", base.Digest.DigestStr()).Infof("base %s", base.Ref)
@@ -186,24 +203,34 @@ func (e *Env) graftPlatform(ctx context.Context, req ImageRequest, plan *BuildPl
 	}
 	src := req.Source
 	src.Version = plan.Version
-	out := filepath.Join(work, pl.OS+"-"+pl.Architecture+pl.Variant)
-	if pi.build, err = e.Compile(ctx, src, exec, cc, out); err != nil {
+	if pi.build, err = e.Compile(ctx, src, exec, cc, platformDir(work, pl)); err != nil {
 		return nil, err
 	}
-	l, err := e.graftLayer(req.Def, plan, pi, out, hard, req.MaxUnpackedSize, tests)
+	return pi, nil
+}
+
+// assemblePlatform grafts pi's compiled SQLite onto its hardened base: the
+// layer (which records the gate's result, tests) and the image.
+func (e *Env) assemblePlatform(req ImageRequest, plan *BuildPlan, pi *platformImage, hard hardened, work string, tests *sqltests.Result) error {
+	l, err := e.graftLayer(req.Def, plan, pi, platformDir(work, pi.platform), hard, req.MaxUnpackedSize, tests)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	hard.scan.Close() // the layer holds its own copy of the base's files now
 	_, inputsJSON := plan.Inputs.Fingerprint()
 	b := pi.build.Source
 	pi.img, err = image.Assemble(image.Graft{
-		Def: req.Def, Base: base, Layer: l, Version: plan.Version, SourceID: b.SourceID,
+		Def: req.Def, Base: pi.base, Layer: l, Version: plan.Version, SourceID: b.SourceID,
 		SQLite3C: b.SQLite3CSHA3, Archive: b.ArchiveSHA3, Created: plan.Created,
 		Revision: req.Revision, SourceURL: req.SourceURL,
 		Labels: map[string]string{LabelInputs: string(inputsJSON), LabelFingerprint: plan.Fingerprint},
 	})
-	return pi, err
+	return err
+}
+
+// platformDir is where a platform's compile puts its products.
+func platformDir(work string, pl v1.Platform) string {
+	return filepath.Join(work, pl.OS+"-"+pl.Architecture+pl.Variant)
 }
 
 // graftLayer writes the one layer of pi: the compiled products in out, the

@@ -102,12 +102,14 @@ func (b *Builder) Testfixture(ctx context.Context, req BuildRequest) (*Testfixtu
 	if tcl.prefix != "" {
 		env = []string{"CPPFLAGS=-I" + filepath.Join(tcl.prefix, "include"), "LDFLAGS=-L" + filepath.Join(tcl.prefix, "lib")}
 	}
+	mk := sha256.Sum256(TestfixtureMakefile)
 	keyInput := struct {
 		Toolchain, Tcl, CheckIn string
 		Steps                   []step
 		Vars                    map[string]string
+		Makefile                string
 		Patches                 []string
-	}{toolchain, tcl.id, req.Tree.CheckIn, s.Testfixture, vars, nil}
+	}{toolchain, tcl.id, req.Tree.CheckIn, s.Testfixture, vars, hex.EncodeToString(mk[:]), nil}
 	tf := &Testfixture{Libc: req.Libc, Toolchain: toolchain, Tcl: tcl.id, TclLibrary: tcl.library, CheckIn: req.Tree.CheckIn, tree: req.Tree}
 	for _, p := range req.Patches {
 		sum := sha256.Sum256(p.Data)
@@ -145,12 +147,16 @@ func (b *Builder) Testfixture(ctx context.Context, req BuildRequest) (*Testfixtu
 			}
 		}
 	}
-	vars["TREE"], vars["TCL_CONFIG_DIR"] = treeDir, tcl.configDir
+	// Not in the key: the paths of this build and how many compiles run at once.
+	vars["TREE"], vars["TCL_CONFIG_DIR"], vars["JOBS"] = treeDir, tcl.configDir, jobs()
 	bld, out := filepath.Join(tmp, "build"), filepath.Join(tmp, "out")
 	for _, d := range []string{bld, out} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	if err := os.WriteFile(filepath.Join(bld, TestfixtureMakefileName), TestfixtureMakefile, 0o644); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	b.log().WithFields(logrus.Fields{"libc": req.Libc, "check_in": req.Tree.CheckIn[:12], "patches": tf.Patches}).Info("testfixture: building SQLite's test harness from the verified tree")

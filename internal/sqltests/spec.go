@@ -20,6 +20,15 @@ import (
 //go:embed gate.yaml
 var gateYAML []byte
 
+// TestfixtureMakefile is read after SQLite's Makefile by gate.yaml's
+// testfixture step; it is written into the build directory as
+// TestfixtureMakefileName.
+//
+//go:embed testfixture.mk
+var TestfixtureMakefile []byte
+
+const TestfixtureMakefileName = "testfixture.mk"
+
 // Level names a set of SQLite's test files.
 type Level string
 

@@ -171,3 +171,30 @@ func TestLevels(t *testing.T) {
 		t.Error("ParseLevel(full) = nil error")
 	}
 }
+
+// A level's files start slowest first, as SQLite's testrunner orders them
+// (the "TESTRUNNER: slow" files of the tree first), so a level lasts about
+// as long as its slowest file; nothing is added or dropped by the ordering.
+func TestFilesSlowestFirst(t *testing.T) {
+	tree := fixtures.CanonicalTree(t, fixtures.CanonicalTreeVersion)
+	files, err := sqltests.Files(sqltests.WAL, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3.53.4's wal*.test files tagged slow (not excluded by the level)
+	slow := []string{"wal3.test", "walsetlk.test", "walsetlk2.test", "walsetlk3.test", "walsetlk_recover.test", "walsetlk_snapshot.test", "walvfs.test"}
+	if len(files) < len(slow) || !slices.Equal(slices.Sorted(slices.Values(files[:len(slow)])), slow) {
+		t.Errorf("Files(wal) = %q, want the slow ones first: %q", files, slow)
+	}
+	rest := files[len(slow):]
+	if !slices.IsSorted(rest) || len(files) != 36 {
+		t.Errorf("Files(wal) = %q, want 36 files, the others in name order", files)
+	}
+	quick, err := sqltests.Files(sqltests.Quick, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if quick[0] != "walrestart.test" {
+		t.Errorf("Files(quick) = %q, want the level's own order (no file of it is tagged slow)", quick)
+	}
+}
