@@ -96,12 +96,17 @@ func TestGateGlibc(t *testing.T) {
 }
 
 // The same gate on musl: testfixture built with musl-gcc against a Tcl built
-// with musl-gcc from Debian's tcl8.6 (and zlib) source packages.
+// with musl-gcc from Debian's tcl8.6 (and zlib) source packages; the wal
+// level too (its files mostly wait, so it costs the suite ~45 s of wall time
+// and little CPU).
 func TestGateMusl(t *testing.T) {
 	t.Parallel()
-	r, err := gate(t, request(t, local.Musl), sqltests.Quick)
+	r, err := gate(t, request(t, local.Musl), sqltests.WAL)
 	if err != nil || r.Status != sqltests.Passed || r.Errors != 0 {
-		t.Fatalf("Gate(musl, quick) = %s, %v; want passed", r.Summary(), err)
+		t.Fatalf("Gate(musl, wal) = %s, %v; want passed", r.Summary(), err)
+	}
+	if r.FilesRun != 36 || r.Tests < 3000 {
+		t.Errorf("Gate(musl, wal) ran %d files, %d tests; want the wal*.test files (36 in 3.53.4)", r.FilesRun, r.Tests)
 	}
 	if tf := r.Testfixture; !strings.Contains(tf.Tcl, "built with musl-gcc from Debian zlib") || !strings.Contains(tf.Tcl, "tcl8.6 8.6.16") || tf.TclLibrary == "" {
 		t.Errorf("Testfixture.Tcl = %q (library %q), want the musl Tcl built from Debian's source", tf.Tcl, tf.TclLibrary)
